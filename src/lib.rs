@@ -1,0 +1,38 @@
+//! # blockstm-evm
+//!
+//! Executes a block of Ethereum transactions on [`revm`] and returns, per transaction, everything
+//! a receipt needs plus the block's net state changes. The crate is built around one promise
+//! (Invariant E in the design): the parallel Block-STM engine returns exactly what the
+//! sequential reference [`execute_sequential`] returns, for every block, storage, thread count
+//! and schedule.
+//!
+//! ```
+//! use blockstm_evm::{execute_sequential, workloads::{WorkloadKind, WorkloadSpec}};
+//!
+//! // A generated block of 100 independent ETH transfers over an in-memory pre-state.
+//! let workload = WorkloadSpec::new(WorkloadKind::Raw, 100).generate().unwrap();
+//! let output = execute_sequential(&workload.storage, &workload.block).unwrap();
+//! assert_eq!(output.results.len(), 100);
+//! assert_eq!(output.gas_used(), 100 * 21_000);
+//! ```
+//!
+//! Storage is anything that implements revm's [`DatabaseRef`](revm::DatabaseRef): revm's
+//! `CacheDB`, a reth state provider, or the [`InMemoryStorage`] shipped here.
+
+pub mod block;
+pub mod error;
+mod evm;
+pub mod output;
+pub mod sequential;
+mod state_cache;
+pub mod storage;
+pub mod workloads;
+
+pub use block::Block;
+pub use error::BlockError;
+pub use output::{AccountChange, BlockOutput, SlotChange, StateChanges, TxResult};
+pub use sequential::execute_sequential;
+pub use storage::{GenesisError, InMemoryStorage, StorageError};
+
+/// The revm crate this executor is built on, re-exported so that callers use the same types.
+pub use revm;

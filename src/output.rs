@@ -1,0 +1,163 @@
+//! What an execution returns: per-transaction results and the block's net state changes.
+//!
+//! The sequential reference and the parallel engine build the same [`BlockOutput`], so that
+//! tests compare them with `==`. State changes are kept in ordered maps: the output is
+//! canonical (one representation per outcome) and prints and diffs deterministically.
+
+use std::collections::BTreeMap;
+
+use revm::bytecode::Bytecode;
+use revm::context::result::{ExecutionResult, HaltReason, Output};
+use revm::database::BundleState;
+use revm::primitives::{Address, B256, Log, U256, map::HashMap};
+use revm::state::AccountInfo;
+
+/// The outcome of executing a block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockOutput {
+    /// One result per transaction, in block order.
+    pub results: Vec<TxResult>,
+    /// The block's net effect on state.
+    pub state: StateChanges,
+}
+
+impl BlockOutput {
+    /// Gas used by the whole block (the last cumulative gas, as in the header's `gasUsed`).
+    pub fn gas_used(&self) -> u64 {
+        self.results.last().map_or(0, |r| r.cumulative_gas_used)
+    }
+}
+
+/// The result of one transaction: everything its receipt needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxResult {
+    /// revm's result: success, revert or halt, with gas, logs and output.
+    pub result: ExecutionResult<HaltReason>,
+    /// Gas used by this and all earlier transactions of the block.
+    pub cumulative_gas_used: u64,
+}
+
+impl TxResult {
+    /// Whether the transaction succeeded (receipt status 1).
+    pub fn is_success(&self) -> bool {
+        self.result.is_success()
+    }
+
+    /// Gas used by this transaction, as its receipt reports it.
+    pub fn gas_used(&self) -> u64 {
+        self.result.tx_gas_used()
+    }
+
+    /// Logs emitted by the transaction (empty unless it succeeded).
+    pub fn logs(&self) -> &[Log] {
+        self.result.logs()
+    }
+
+    /// The address a contract-creating transaction created, if it succeeded.
+    pub fn created_address(&self) -> Option<Address> {
+        match &self.result {
+            ExecutionResult::Success {
+                output: Output::Create(_, address),
+                ..
+            } => *address,
+            _ => None,
+        }
+    }
+}
+
+/// The net state changes of a block, relative to the storage it ran on.
+///
+/// An account appears when its info (balance, nonce, code hash) or any storage slot differs
+/// from before the block, or when its storage was wiped (self-destruct, re-creation).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateChanges {
+    /// Changed accounts, by address.
+    pub accounts: BTreeMap<Address, AccountChange>,
+    /// Code deployed during the block (contract creation, EIP-7702 delegation), by code hash.
+    pub contracts: BTreeMap<B256, Bytecode>,
+}
+
+/// How one account changed over the block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountChange {
+    /// The account before the block (`None`: it did not exist). `code` is not set.
+    pub original: Option<AccountInfo>,
+    /// The account after the block (`None`: it does not exist, e.g. self-destructed or
+    /// deleted as empty under EIP-161). `code` is not set: see [`StateChanges::contracts`]
+    /// or the storage for the code of `code_hash`.
+    pub info: Option<AccountInfo>,
+    /// The account's storage was cleared during the block (self-destruct or creation): slots
+    /// not listed in `storage` are zero, whatever they held before.
+    pub storage_wiped: bool,
+    /// Slots whose value after the block differs from before it (or, after a wipe, slots
+    /// that are non-zero).
+    pub storage: BTreeMap<U256, SlotChange>,
+}
+
+/// One storage slot's value before and after the block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotChange {
+    /// Value before the block; zero when the account's storage was wiped during the block
+    /// (the slot starts afresh, as in revm's `BundleState`).
+    pub original: U256,
+    /// Value after the block.
+    pub present: U256,
+}
+
+impl StateChanges {
+    /// The change of one account, if it changed.
+    pub fn account(&self, address: &Address) -> Option<&AccountChange> {
+        self.accounts.get(address)
+    }
+
+    /// The account's info after the block, if the block changed the account: `Some(None)`
+    /// when it no longer exists, `None` when the block left it unchanged.
+    pub fn info(&self, address: &Address) -> Option<Option<&AccountInfo>> {
+        self.accounts
+            .get(address)
+            .map(|change| change.info.as_ref())
+    }
+
+    /// The slot's value after the block, if the block changed it (`None`: unchanged, or
+    /// zero after a wipe).
+    pub fn slot(&self, address: &Address, slot: &U256) -> Option<U256> {
+        self.accounts
+            .get(address)
+            .and_then(|change| change.storage.get(slot))
+            .map(|slot| slot.present)
+    }
+
+    /// Converts to revm's [`BundleState`], with one revert entry that undoes the whole block.
+    ///
+    /// Original values of slots in wiped accounts are not known to the executor (it never
+    /// read them), so the revert of a wiped account restores its info but not its old slots.
+    pub fn to_bundle_state(&self) -> BundleState {
+        let state = self.accounts.iter().map(|(address, change)| {
+            let storage: HashMap<U256, (U256, U256)> = change
+                .storage
+                .iter()
+                .map(|(slot, value)| (*slot, (value.original, value.present)))
+                .collect();
+            (
+                *address,
+                change.original.clone(),
+                change.info.clone(),
+                storage,
+            )
+        });
+        let reverts = self.accounts.iter().map(|(address, change)| {
+            let info_revert = (change.original != change.info).then(|| change.original.clone());
+            let slots: Vec<(U256, U256)> = change
+                .storage
+                .iter()
+                .map(|(slot, value)| (*slot, value.original))
+                .collect();
+            (*address, info_revert, slots)
+        });
+        let contracts = self
+            .contracts
+            .iter()
+            .map(|(hash, code)| (*hash, code.clone()));
+        BundleState::new(state, [reverts], contracts)
+    }
+}

@@ -1,0 +1,49 @@
+//! The sequential reference executor: a plain loop over revm that commits each transaction
+//! into a [`StateCache`] over the storage. Every other path is tested against it.
+
+use revm::database_interface::DatabaseRef;
+use revm::handler::ExecuteEvm;
+
+use crate::block::Block;
+use crate::error::BlockError;
+use crate::evm::block_evm;
+use crate::output::{BlockOutput, TxResult};
+use crate::state_cache::StateCache;
+
+/// Executes `block` on `storage` one transaction after the other, as revm does.
+///
+/// Returns the first error met (the lowest failing index); no state is returned for a failed
+/// block. Fees are credited to the beneficiary inside each transaction, as revm does it.
+///
+/// ```
+/// use blockstm_evm::{execute_sequential, workloads::{WorkloadKind, WorkloadSpec}};
+///
+/// let workload = WorkloadSpec::new(WorkloadKind::Erc20, 10).generate().unwrap();
+/// let output = execute_sequential(&workload.storage, &workload.block).unwrap();
+/// assert!(output.results.iter().all(|r| r.is_success()));
+/// ```
+pub fn execute_sequential<S>(storage: &S, block: &Block) -> Result<BlockOutput, BlockError>
+where
+    S: DatabaseRef,
+{
+    let mut evm = block_evm(StateCache::new(storage, block.spec()), block);
+    let mut results = Vec::with_capacity(block.txs.len());
+    let mut cumulative_gas_used = 0u64;
+    for (index, tx) in block.txs.iter().enumerate() {
+        let executed = evm
+            .transact(tx.clone())
+            .map_err(|error| BlockError::from_evm(index, error))?;
+        evm.ctx
+            .journaled_state
+            .database
+            .commit_tx(executed.state)
+            .map_err(|error| BlockError::storage(index, error))?;
+        cumulative_gas_used += executed.result.tx_gas_used();
+        results.push(TxResult {
+            result: executed.result,
+            cumulative_gas_used,
+        });
+    }
+    let state = evm.ctx.journaled_state.database.into_changes();
+    Ok(BlockOutput { results, state })
+}

@@ -1,0 +1,101 @@
+//! The `blockstm` binary: its JSON contract and its handling of bad input.
+
+use std::process::{Command, Output};
+
+fn blockstm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_blockstm"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn json_rows(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
+        .collect()
+}
+
+#[test]
+fn bench_json_prints_one_row_per_workload_with_the_contract_fields() {
+    let output = blockstm(&[
+        "bench",
+        "--txs",
+        "40",
+        "--runs",
+        "1",
+        "--threads",
+        "2",
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows = json_rows(&output);
+    let names: Vec<_> = rows
+        .iter()
+        .map(|r| r["workload"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["raw", "erc20", "amm", "hybrid", "chain"]);
+    for row in &rows {
+        for field in [
+            "workload",
+            "txs",
+            "gas",
+            "threads",
+            "runs",
+            "seq_ms",
+            "par_ms",
+            "speedup",
+            "equal",
+            "cpu_cores",
+        ] {
+            assert!(row.get(field).is_some(), "missing {field} in {row}");
+        }
+        assert_eq!(row["txs"], 40);
+        assert_eq!(row["threads"], 2);
+        assert_eq!(row["runs"], 1);
+        assert_eq!(row["failed_txs"], 0);
+        assert!(row["gas"].as_u64().unwrap() >= 40 * 21_000);
+        assert!(row["seq_ms"].as_f64().unwrap() > 0.0);
+    }
+}
+
+#[test]
+fn bench_table_names_every_column() {
+    let output = blockstm(&["bench", "--workload", "chain", "--txs", "10", "--runs", "1"]);
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut lines = stdout.lines();
+    let header = lines.next().unwrap();
+    for column in [
+        "workload", "txs", "gas", "seq ms", "par ms", "speedup", "Ggas/s", "equal",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    assert!(lines.next().unwrap().starts_with("chain"));
+}
+
+#[test]
+fn bad_input_fails_with_a_message_and_no_panic() {
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["bench", "--workload", "uniswap"],
+            "invalid value 'uniswap'",
+        ),
+        (&["bench", "--txs", "0"], "at least one transaction"),
+        (&["bench", "--txs", "5000000"], "more than the 1000000"),
+        (&["bench", "--txs", "-3"], "unexpected argument"),
+        (&["bench", "--hot", "2"], "hot ratio 2 is not a fraction"),
+        (&["bench", "--runs", "0"], "--runs must be between"),
+    ];
+    for (args, expected) in cases {
+        let output = blockstm(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
