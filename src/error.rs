@@ -45,16 +45,23 @@ pub enum BlockError {
         /// revm's message.
         message: String,
     },
+    /// A worker thread panicked; the block was abandoned (the executor stays usable).
+    #[error("a worker panicked while executing the block: {message}")]
+    WorkerPanicked {
+        /// The panic's message.
+        message: String,
+    },
 }
 
 impl BlockError {
-    /// Index of the transaction the error belongs to.
-    pub fn index(&self) -> usize {
+    /// Index of the transaction the error belongs to (`None` for a worker panic).
+    pub fn index(&self) -> Option<usize> {
         match self {
             Self::InvalidTransaction { index, .. }
             | Self::InvalidHeader { index, .. }
             | Self::Storage { index, .. }
-            | Self::Evm { index, .. } => *index,
+            | Self::Evm { index, .. } => Some(*index),
+            Self::WorkerPanicked { .. } => None,
         }
     }
 

@@ -22,15 +22,23 @@
 pub mod block;
 pub mod error;
 mod evm;
+mod location;
+mod mv_memory;
 pub mod output;
+pub mod parallel;
+mod scheduler;
+mod segmented_vec;
 pub mod sequential;
 mod state_cache;
 pub mod storage;
+mod sync;
+mod vm;
 pub mod workloads;
 
 pub use block::Block;
 pub use error::BlockError;
 pub use output::{AccountChange, BlockOutput, SlotChange, StateChanges, TxResult};
+pub use parallel::{Options, execute};
 pub use sequential::execute_sequential;
 pub use storage::{GenesisError, InMemoryStorage, StorageError};
 

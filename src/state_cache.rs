@@ -14,9 +14,60 @@ use revm::database_interface::{Database, DatabaseRef};
 use revm::primitives::hardfork::SpecId;
 use revm::primitives::map::{Entry, HashMap};
 use revm::primitives::{Address, B256, KECCAK_EMPTY, StorageKey, StorageValue, U256};
-use revm::state::{AccountInfo, EvmState};
+use revm::state::{Account, AccountInfo, EvmState};
 
+use crate::mv_memory::credit_reward;
 use crate::output::{AccountChange, SlotChange, StateChanges};
+
+/// How a touched account of a transaction's state diff lands in the block's state: the one
+/// rule set (self-destruct, creation, EIP-161) that every path applies.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AccountCommit {
+    /// The account exists afterwards.
+    pub(crate) exists: bool,
+    /// Its storage is cleared first (self-destruct, creation).
+    pub(crate) wipes_storage: bool,
+    /// Its changed slots are kept.
+    pub(crate) keeps_slot_writes: bool,
+}
+
+impl AccountCommit {
+    /// The rule for `account`, or `None` when the transaction did not touch it.
+    pub(crate) fn of(account: &Account, delete_touched_empty: bool) -> Option<Self> {
+        if !account.is_touched() {
+            return None;
+        }
+        if account.is_selfdestructed() {
+            return Some(Self {
+                exists: false,
+                wipes_storage: true,
+                keeps_slot_writes: false,
+            });
+        }
+        let wipes_storage = account.is_created();
+        if delete_touched_empty && account.is_empty() {
+            return Some(Self {
+                exists: false,
+                wipes_storage,
+                keeps_slot_writes: false,
+            });
+        }
+        Some(Self {
+            exists: true,
+            wipes_storage,
+            keeps_slot_writes: true,
+        })
+    }
+}
+
+/// Credits the beneficiary's fee to its entry in a state diff, as revm's
+/// `reward_beneficiary` does inside the transaction (touch, then add unless it overflows).
+pub(crate) fn apply_reward(account: &mut Account, fee: U256) {
+    account.mark_touch();
+    if let Some(balance) = account.info.balance.checked_add(fee) {
+        account.info.balance = balance;
+    }
+}
 
 /// One account as the block has seen it so far.
 #[derive(Debug)]
@@ -98,8 +149,6 @@ pub(crate) struct StateCache<'s, S> {
     accounts: HashMap<Address, CachedAccount>,
     /// Every code loaded or deployed so far, by hash.
     codes: HashMap<B256, Bytecode>,
-    /// Hashes of code deployed during the block.
-    new_codes: Vec<B256>,
     /// EIP-161 (Spurious Dragon): touched empty accounts are deleted.
     delete_touched_empty: bool,
 }
@@ -111,7 +160,6 @@ impl<'s, S: DatabaseRef> StateCache<'s, S> {
             storage,
             accounts: HashMap::default(),
             codes: HashMap::default(),
-            new_codes: Vec::new(),
             delete_touched_empty: spec.is_enabled_in(SpecId::SPURIOUS_DRAGON),
         }
     }
@@ -137,26 +185,21 @@ impl<'s, S: DatabaseRef> StateCache<'s, S> {
     pub(crate) fn commit_tx(&mut self, changes: EvmState) -> Result<(), S::Error> {
         let delete_touched_empty = self.delete_touched_empty;
         for (address, account) in changes {
-            if !account.is_touched() {
+            let Some(commit) = AccountCommit::of(&account, delete_touched_empty) else {
                 continue;
-            }
+            };
             if let Some(code) = &account.info.code
                 && account.info.code_hash != KECCAK_EMPTY
-                && !self.codes.contains_key(&account.info.code_hash)
             {
-                self.codes.insert(account.info.code_hash, code.clone());
-                self.new_codes.push(account.info.code_hash);
+                self.codes
+                    .entry(account.info.code_hash)
+                    .or_insert_with(|| code.clone());
             }
             let cached = self.account(address)?;
-            if account.is_selfdestructed() {
-                cached.current = None;
-                cached.wipe_storage();
-                continue;
-            }
-            if account.is_created() {
+            if commit.wipes_storage {
                 cached.wipe_storage();
             }
-            if delete_touched_empty && account.is_empty() {
+            if !commit.exists {
                 cached.current = None;
                 continue;
             }
@@ -186,19 +229,37 @@ impl<'s, S: DatabaseRef> StateCache<'s, S> {
         Ok(())
     }
 
-    /// The block's net state changes.
+    /// Credits a beneficiary fee that revm did not credit inside the transaction.
+    pub(crate) fn credit_reward(
+        &mut self,
+        beneficiary: Address,
+        fee: U256,
+    ) -> Result<(), S::Error> {
+        let delete_touched_empty = self.delete_touched_empty;
+        let cached = self.account(beneficiary)?;
+        cached.current = credit_reward(cached.current.take(), fee, delete_touched_empty);
+        Ok(())
+    }
+
+    /// The block's net state changes. `contracts` holds the code of every account whose code
+    /// hash the block changed, whatever code the block happened to load.
     pub(crate) fn into_changes(self) -> StateChanges {
-        let accounts = self
+        let accounts: BTreeMap<Address, AccountChange> = self
             .accounts
             .into_iter()
             .filter_map(|(address, account)| account.into_change().map(|c| (address, c)))
             .collect();
-        let mut codes = self.codes;
-        let contracts = self
-            .new_codes
-            .into_iter()
-            .filter_map(|hash| codes.remove(&hash).map(|code| (hash, code)))
-            .collect();
+        let mut contracts = BTreeMap::new();
+        for change in accounts.values() {
+            let Some(info) = &change.info else { continue };
+            let original_hash = change.original.as_ref().map(|o| o.code_hash);
+            if info.code_hash != KECCAK_EMPTY
+                && original_hash != Some(info.code_hash)
+                && let Some(code) = self.codes.get(&info.code_hash)
+            {
+                contracts.insert(info.code_hash, code.clone());
+            }
+        }
         StateChanges {
             accounts,
             contracts,

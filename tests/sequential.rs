@@ -73,7 +73,7 @@ fn balance_gas_and_intrinsic_gas_errors_name_the_transaction() {
             BlockError::InvalidTransaction { index: 1, reason } if check(reason) => {}
             other => panic!("unexpected error {other}"),
         }
-        assert_eq!(error.index(), 1);
+        assert_eq!(error.index(), Some(1));
     };
     expect(rich, |r| {
         matches!(r, InvalidTransaction::LackOfFundForMaxFee { .. })

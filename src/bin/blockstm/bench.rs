@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use blockstm_evm::workloads::{Workload, WorkloadError, WorkloadKind, WorkloadSpec};
-use blockstm_evm::{BlockError, BlockOutput, execute_sequential};
+use blockstm_evm::{BlockError, BlockOutput, Options, execute, execute_sequential};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -123,7 +123,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, BenchError> {
     // Refuse bad parameters before spending time on any workload.
     specs.iter().try_for_each(WorkloadSpec::validate)?;
 
-    let progress = ProgressBar::new((specs.len() * args.runs) as u64);
+    let progress = ProgressBar::new((specs.len() * args.runs * 2) as u64);
     progress.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
             .expect("static template"),
@@ -131,11 +131,13 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, BenchError> {
     if !args.json {
         print_header();
     }
+    let mut all_equal = true;
     for spec in &specs {
         progress.set_message(format!("generating {}", spec.kind));
         let workload = spec.generate()?;
         progress.set_message(format!("{} sequential", spec.kind));
         let row = bench_workload(&workload, threads, args.runs, &progress)?;
+        all_equal &= row.equal != Some(false);
         progress.suspend(|| {
             if args.json {
                 println!("{}", serde_json::to_string(&row).expect("rows serialize"));
@@ -145,7 +147,12 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, BenchError> {
         });
     }
     progress.finish_and_clear();
-    Ok(ExitCode::SUCCESS)
+    if all_equal {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("error: parallel output differs from sequential output (rows with equal = NO)");
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 fn default_threads() -> usize {
@@ -178,6 +185,23 @@ fn bench_workload(
         progress.inc(1);
     }
     let seq_ms = median_ms(&mut seq_times);
+
+    progress.set_message(format!("{kind} parallel, {threads} threads"));
+    let options = Options::with_concurrency(threads);
+    let mut par_times = Vec::with_capacity(runs);
+    let mut equal = true;
+    let cpu_before = process_cpu_time();
+    for _ in 0..runs {
+        let (elapsed, output) = timed(|| execute(&workload.storage, &workload.block, &options));
+        let output = output.map_err(execution_error)?;
+        equal &= output == reference;
+        drop(output);
+        par_times.push(elapsed);
+        progress.inc(1);
+    }
+    let cpu = process_cpu_time().saturating_sub(cpu_before);
+    let par_wall: Duration = par_times.iter().sum();
+    let par_ms = median_ms(&mut par_times);
     let gas = reference.gas_used();
     Ok(Row {
         workload: kind.to_string(),
@@ -186,16 +210,28 @@ fn bench_workload(
         threads,
         runs,
         seq_ms,
-        // The parallel engine lands with the Block-STM issue; until then nothing is claimed.
-        par_ms: None,
-        speedup: None,
-        equal: None,
-        cpu_cores: None,
+        par_ms: Some(par_ms),
+        speedup: Some(seq_ms / par_ms),
+        equal: Some(equal),
+        cpu_cores: Some(cpu.as_secs_f64() / par_wall.as_secs_f64()),
         seq_ggas_per_s: gas as f64 / (seq_ms / 1e3) / 1e9,
         failed_txs: failed_txs(&reference),
         seed: workload.spec.seed,
         hot: (kind == WorkloadKind::Hybrid).then_some(workload.spec.hot),
     })
+}
+
+/// CPU time (user + system) this process used so far.
+fn process_cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `getrusage` writes a `rusage` into the pointer it is given; it is zeroed and
+    // large enough, and RUSAGE_SELF is always a valid `who`.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1_000);
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 fn failed_txs(output: &BlockOutput) -> usize {

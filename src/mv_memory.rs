@@ -1,0 +1,475 @@
+//! Multi-version memory: for every location, the values written by each transaction's latest
+//! incarnation, so that transaction `j` reads what the highest writer below `j` wrote.
+//!
+//! One cache-line-padded [`Cell`] per [`LocId`], in an append-only array (ids never move).
+//! A cell holds its versions in a lock-free ordered map keyed by transaction index (crossbeam's
+//! skip list: reads take no lock, replaced entries are reclaimed through crossbeam-epoch) and
+//! caches the location's pre-block value on first read.
+//!
+//! Invariants:
+//! - A transaction's entries are written only by the worker executing it (`record`) or by the
+//!   validator that aborted it (`mark_estimates`); the scheduler never lets both run at once.
+//! - An `Estimate` entry stands for a write that an aborted incarnation made and that its next
+//!   incarnation will probably make again: readers wait for it instead of guessing.
+//! - `Reward` entries are lazy: "touch the account and add this fee", resolved on read. Only
+//!   the beneficiary gets them, so fees do not serialise the block (see `vm`).
+
+use std::sync::OnceLock;
+
+use crossbeam_skiplist::SkipMap;
+use crossbeam_utils::CachePadded;
+use revm::primitives::U256;
+use revm::state::AccountInfo;
+use smallvec::SmallVec;
+
+use crate::location::LocId;
+use crate::segmented_vec::SegmentedVec;
+use crate::sync::{Mutex, lock};
+
+/// Index of a transaction in the block.
+pub(crate) type TxIdx = u32;
+/// Execution attempt of a transaction, counted from 0.
+pub(crate) type Incarnation = u32;
+
+/// One incarnation of one transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Version {
+    pub(crate) tx: TxIdx,
+    pub(crate) incarnation: Incarnation,
+}
+
+/// The value of an account location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AccountValue {
+    /// `None`: the account does not exist. Code is attached when the account has code.
+    pub(crate) info: Option<AccountInfo>,
+    /// The last transaction that wiped the account's storage (self-destruct, creation):
+    /// storage slots not written since then read as zero.
+    pub(crate) wiped_at: Option<TxIdx>,
+}
+
+/// What a transaction writes to a location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum WriteValue {
+    Account(AccountValue),
+    Storage(U256),
+    /// Touch the account and credit this fee (EIP-161 applies), on top of the value below.
+    Reward(U256),
+}
+
+/// The pre-block value of a location, as storage returned it.
+#[derive(Clone, Debug)]
+pub(crate) enum BaseValue {
+    Account(AccountValue),
+    Storage(U256),
+}
+
+#[derive(Debug)]
+enum EntryData {
+    Estimate,
+    Written(WriteValue),
+}
+
+#[derive(Debug)]
+struct Entry {
+    incarnation: Incarnation,
+    data: EntryData,
+}
+
+#[derive(Default)]
+struct Cell {
+    versions: SkipMap<TxIdx, Entry>,
+    base: OnceLock<BaseValue>,
+}
+
+/// What a read of a location by some transaction finds.
+#[derive(Debug)]
+pub(crate) enum ReadResult {
+    /// No transaction below the reader wrote it: the pre-block value.
+    Base,
+    /// The highest writer below the reader, and its value.
+    Written { version: Version, value: WriteValue },
+    /// Fees credited on top of `start` (`None`: the pre-block value), oldest first.
+    Rewarded {
+        start: Option<AccountValue>,
+        fees: SmallVec<[U256; 4]>,
+    },
+    /// The highest writer below the reader was aborted: wait for its next incarnation.
+    Blocked(TxIdx),
+}
+
+/// Where a transaction's read was served from, kept to validate it later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ReadOrigin {
+    Base,
+    Version(Version),
+    /// A value resolved from lazy fees, validated by value.
+    Resolved(Box<AccountValue>),
+}
+
+/// One entry of a read set.
+#[derive(Clone, Debug)]
+pub(crate) struct Read {
+    pub(crate) location: LocId,
+    pub(crate) origin: ReadOrigin,
+}
+
+/// Credits a fee the way revm's `reward_beneficiary` does: the account is touched (created if
+/// absent) and its balance raised (an overflowing credit is dropped, as revm drops it); a
+/// touched empty account is deleted from Spurious Dragon on.
+pub(crate) fn credit_reward(
+    account: Option<AccountInfo>,
+    fee: U256,
+    delete_touched_empty: bool,
+) -> Option<AccountInfo> {
+    let mut info = account.unwrap_or_default();
+    if let Some(balance) = info.balance.checked_add(fee) {
+        info.balance = balance;
+    }
+    (!(delete_touched_empty && info.is_empty())).then_some(info)
+}
+
+/// The block's multi-version memory.
+pub(crate) struct MvMemory {
+    cells: SegmentedVec<CachePadded<Cell>>,
+    /// Locations each transaction's last incarnation wrote, sorted.
+    last_writes: Vec<CachePadded<Mutex<Vec<LocId>>>>,
+    delete_touched_empty: bool,
+}
+
+impl MvMemory {
+    /// Memory for `txs` transactions, with cells preallocated for `locations` ids.
+    pub(crate) fn new(txs: usize, locations: usize, delete_touched_empty: bool) -> Self {
+        Self {
+            cells: SegmentedVec::with_capacity(locations),
+            last_writes: (0..txs)
+                .map(|_| CachePadded::new(Mutex::new(Vec::new())))
+                .collect(),
+            delete_touched_empty,
+        }
+    }
+
+    #[inline]
+    fn cell(&self, location: LocId) -> &Cell {
+        self.cells.get(location.index())
+    }
+
+    /// What transaction `tx` reads at `location`: the highest writer below it.
+    pub(crate) fn read(&self, location: LocId, tx: TxIdx) -> ReadResult {
+        let mut fees: SmallVec<[U256; 4]> = SmallVec::new();
+        for entry in self.cell(location).versions.range(..tx).rev() {
+            let writer = *entry.key();
+            let entry = entry.value();
+            match &entry.data {
+                EntryData::Estimate => return ReadResult::Blocked(writer),
+                EntryData::Written(WriteValue::Reward(fee)) => fees.push(*fee),
+                EntryData::Written(value) if fees.is_empty() => {
+                    return ReadResult::Written {
+                        version: Version {
+                            tx: writer,
+                            incarnation: entry.incarnation,
+                        },
+                        value: value.clone(),
+                    };
+                }
+                EntryData::Written(WriteValue::Account(account)) => {
+                    fees.reverse();
+                    return ReadResult::Rewarded {
+                        start: Some(account.clone()),
+                        fees,
+                    };
+                }
+                EntryData::Written(WriteValue::Storage(_)) => {
+                    unreachable!("fees are only credited to account locations")
+                }
+            }
+        }
+        if fees.is_empty() {
+            ReadResult::Base
+        } else {
+            fees.reverse();
+            ReadResult::Rewarded { start: None, fees }
+        }
+    }
+
+    /// The cached pre-block value of `location`, if some reader loaded it.
+    pub(crate) fn base(&self, location: LocId) -> Option<&BaseValue> {
+        self.cell(location).base.get()
+    }
+
+    /// Caches the pre-block value of `location`; returns the cached one if another reader
+    /// got there first (both read the same storage, so they agree).
+    pub(crate) fn set_base(&self, location: LocId, value: BaseValue) -> &BaseValue {
+        let cell = self.cell(location);
+        let _ = cell.base.set(value);
+        cell.base.get().expect("just set")
+    }
+
+    /// Applies `fees` on top of `start` (or the cached base value).
+    pub(crate) fn resolve_rewards(
+        &self,
+        location: LocId,
+        start: Option<AccountValue>,
+        fees: &[U256],
+    ) -> Option<AccountValue> {
+        let mut value = match start {
+            Some(value) => value,
+            None => match self.base(location)? {
+                BaseValue::Account(value) => value.clone(),
+                BaseValue::Storage(_) => return None,
+            },
+        };
+        for fee in fees {
+            value.info = credit_reward(value.info.take(), *fee, self.delete_touched_empty);
+        }
+        Some(value)
+    }
+
+    /// Publishes the writes of incarnation `incarnation` of `tx` and drops the entries of
+    /// its previous incarnation that this one did not write again. Returns whether it wrote
+    /// a location the previous incarnation had not (then higher transactions must be
+    /// revalidated).
+    pub(crate) fn record(
+        &self,
+        tx: TxIdx,
+        incarnation: Incarnation,
+        writes: Vec<(LocId, WriteValue)>,
+    ) -> bool {
+        let mut locations: Vec<LocId> = writes.iter().map(|(location, _)| *location).collect();
+        locations.sort_unstable();
+        for (location, value) in writes {
+            self.cell(location).versions.insert(
+                tx,
+                Entry {
+                    incarnation,
+                    data: EntryData::Written(value),
+                },
+            );
+        }
+        let mut previous = lock(&self.last_writes[tx as usize]);
+        let wrote_new = locations
+            .iter()
+            .any(|location| previous.binary_search(location).is_err());
+        for location in previous.iter() {
+            if locations.binary_search(location).is_err() {
+                self.cell(*location).versions.remove(&tx);
+            }
+        }
+        *previous = locations;
+        wrote_new
+    }
+
+    /// Turns every entry of `tx`'s last incarnation into an `Estimate`: it was aborted.
+    pub(crate) fn mark_estimates(&self, tx: TxIdx, incarnation: Incarnation) {
+        let written = lock(&self.last_writes[tx as usize]);
+        for location in written.iter() {
+            self.cell(*location).versions.insert(
+                tx,
+                Entry {
+                    incarnation,
+                    data: EntryData::Estimate,
+                },
+            );
+        }
+    }
+
+    /// Whether every read still finds what it found when `tx` executed.
+    pub(crate) fn validate(&self, tx: TxIdx, reads: &[Read]) -> bool {
+        reads.iter().all(|read| {
+            let now = self.read(read.location, tx);
+            match (&read.origin, now) {
+                (ReadOrigin::Base, ReadResult::Base) => true,
+                (ReadOrigin::Version(seen), ReadResult::Written { version, .. }) => {
+                    *seen == version
+                }
+                (ReadOrigin::Resolved(seen), now) => {
+                    self.resolved_value(read.location, now).as_ref() == Some(&**seen)
+                }
+                _ => false,
+            }
+        })
+    }
+
+    /// The account value a read result stands for, if it can be told without storage.
+    fn resolved_value(&self, location: LocId, result: ReadResult) -> Option<AccountValue> {
+        match result {
+            ReadResult::Base => match self.base(location)? {
+                BaseValue::Account(value) => Some(value.clone()),
+                BaseValue::Storage(_) => None,
+            },
+            ReadResult::Written {
+                value: WriteValue::Account(value),
+                ..
+            } => Some(value),
+            ReadResult::Rewarded { start, fees } => self.resolve_rewards(location, start, &fees),
+            ReadResult::Written { .. } | ReadResult::Blocked(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn storage(value: u64) -> WriteValue {
+        WriteValue::Storage(U256::from(value))
+    }
+
+    #[test]
+    fn reads_see_the_highest_writer_below_and_wait_on_estimates() {
+        let memory = MvMemory::new(10, 1, true);
+        let loc = LocId(0);
+        assert!(matches!(memory.read(loc, 5), ReadResult::Base));
+        assert!(memory.record(2, 0, vec![(loc, storage(20))]));
+        assert!(memory.record(4, 0, vec![(loc, storage(40))]));
+        match memory.read(loc, 5) {
+            ReadResult::Written { version, value } => {
+                assert_eq!(
+                    version,
+                    Version {
+                        tx: 4,
+                        incarnation: 0
+                    }
+                );
+                assert_eq!(value, storage(40));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            memory.read(loc, 4),
+            ReadResult::Written {
+                version: Version { tx: 2, .. },
+                ..
+            }
+        ));
+        assert!(matches!(memory.read(loc, 2), ReadResult::Base));
+        memory.mark_estimates(4, 0);
+        assert!(matches!(memory.read(loc, 5), ReadResult::Blocked(4)));
+        // The next incarnation writes elsewhere: its old entry goes away.
+        assert!(memory.record(4, 1, vec![(LocId(1), storage(1))]));
+        assert!(matches!(
+            memory.read(loc, 5),
+            ReadResult::Written {
+                version: Version { tx: 2, .. },
+                ..
+            }
+        ));
+        // Writing the same locations again is not new.
+        assert!(!memory.record(4, 2, vec![(LocId(1), storage(2))]));
+    }
+
+    #[test]
+    fn rewards_resolve_on_top_of_the_last_plain_value() {
+        let memory = MvMemory::new(10, 1, true);
+        let loc = LocId(0);
+        let base = AccountValue {
+            info: None,
+            wiped_at: None,
+        };
+        memory.set_base(loc, BaseValue::Account(base));
+        memory.record(1, 0, vec![(loc, WriteValue::Reward(U256::from(5)))]);
+        memory.record(3, 0, vec![(loc, WriteValue::Reward(U256::from(7)))]);
+        let ReadResult::Rewarded { start, fees } = memory.read(loc, 9) else {
+            panic!()
+        };
+        assert_eq!(fees.as_slice(), &[U256::from(5), U256::from(7)]);
+        let value = memory.resolve_rewards(loc, start, &fees).unwrap();
+        assert_eq!(value.info.unwrap().balance, U256::from(12));
+        // A zero fee on an absent account leaves it absent after Spurious Dragon.
+        assert_eq!(credit_reward(None, U256::ZERO, true), None);
+        assert!(credit_reward(None, U256::ZERO, false).is_some());
+        let read = Read {
+            location: loc,
+            origin: ReadOrigin::Resolved(Box::new(
+                memory.resolve_rewards(loc, None, &[U256::from(5)]).unwrap(),
+            )),
+        };
+        assert!(memory.validate(2, std::slice::from_ref(&read)));
+        assert!(
+            !memory.validate(4, &[read]),
+            "the fee of tx 3 changes the value"
+        );
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Record {
+            tx: TxIdx,
+            locations: Vec<u32>,
+            value: u64,
+        },
+        Estimate {
+            tx: TxIdx,
+        },
+        Read {
+            tx: TxIdx,
+            location: u32,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..8u32, prop::collection::vec(0..4u32, 0..3), any::<u64>()).prop_map(
+                |(tx, locations, value)| Op::Record {
+                    tx,
+                    locations,
+                    value
+                }
+            ),
+            (0..8u32).prop_map(|tx| Op::Estimate { tx }),
+            (0..9u32, 0..4u32).prop_map(|(tx, location)| Op::Read { tx, location }),
+        ]
+    }
+
+    proptest! {
+        /// MvMemory agrees with a plain model: per location a `BTreeMap` of tx -> value.
+        #[test]
+        fn matches_a_btreemap_model(ops in prop::collection::vec(op(), 1..60)) {
+            let memory = MvMemory::new(8, 4, true);
+            // location -> tx -> (incarnation, Some(value) | None for estimate)
+            let mut model: BTreeMap<u32, BTreeMap<TxIdx, (Incarnation, Option<u64>)>> = BTreeMap::new();
+            let mut incarnations = [0u32; 8];
+            let mut written: BTreeMap<TxIdx, Vec<u32>> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Record { tx, mut locations, value } => {
+                        locations.sort();
+                        locations.dedup();
+                        incarnations[tx as usize] += 1;
+                        let incarnation = incarnations[tx as usize];
+                        let writes = locations.iter().map(|l| (LocId(*l), storage(value))).collect();
+                        let previous = written.insert(tx, locations.clone()).unwrap_or_default();
+                        let expected_new = locations.iter().any(|l| !previous.contains(l));
+                        prop_assert_eq!(memory.record(tx, incarnation, writes), expected_new);
+                        for l in previous { model.entry(l).or_default().remove(&tx); }
+                        for l in &locations { model.entry(*l).or_default().insert(tx, (incarnation, Some(value))); }
+                    }
+                    Op::Estimate { tx } => {
+                        let incarnation = incarnations[tx as usize];
+                        memory.mark_estimates(tx, incarnation);
+                        for l in written.get(&tx).cloned().unwrap_or_default() {
+                            model.entry(l).or_default().insert(tx, (incarnation, None));
+                        }
+                    }
+                    Op::Read { tx, location } => {
+                        let expected = model.get(&location).and_then(|m| m.range(..tx).next_back());
+                        let actual = memory.read(LocId(location), tx);
+                        match (expected, actual) {
+                            (None, ReadResult::Base) => {}
+                            (Some((writer, (_, None))), ReadResult::Blocked(blocking)) => prop_assert_eq!(*writer, blocking),
+                            (Some((writer, (incarnation, Some(value)))), ReadResult::Written { version, value: read }) => {
+                                prop_assert_eq!(version, Version { tx: *writer, incarnation: *incarnation });
+                                prop_assert_eq!(read, storage(*value));
+                            }
+                            (expected, actual) => prop_assert!(false, "model {:?}, memory {:?}", expected, actual),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The parallel executor: [`execute`] runs a block with Block-STM on a group of worker
+//! threads and assembles the same [`BlockOutput`] as [`execute_sequential`].
+//!
+//! Workers loop on the [`Scheduler`]: execute an incarnation (revm over [`VmDb`]), publish its
+//! writes to [`MvMemory`], validate others' reads, until the scheduler says done. The output
+//! is then folded in block order through the same [`StateCache`] commit rules the sequential
+//! path uses, so the two agree by construction once every read is validated.
+
+use std::num::NonZeroUsize;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crossbeam_utils::CachePadded;
+use revm::context::result::{EVMError, InvalidTransaction};
+use revm::database_interface::DatabaseRef;
+use revm::primitives::hardfork::SpecId;
+
+use crate::block::Block;
+use crate::error::BlockError;
+use crate::evm::block_evm;
+use crate::location::LocationIndex;
+use crate::mv_memory::{MvMemory, Read, Version};
+use crate::output::{BlockOutput, TxResult};
+use crate::scheduler::{Scheduler, Task};
+use crate::sequential::execute_sequential;
+use crate::state_cache::StateCache;
+use crate::sync::{AtomicBool, Mutex, Ordering, lock};
+use crate::vm::{BlockContext, ExecutedTx, IncarnationOutcome, VmDb, execute_incarnation};
+
+/// How to execute a block.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Worker threads (the calling thread is one of them). `None`: all available cores.
+    pub concurrency: Option<NonZeroUsize>,
+    /// Blocks with fewer transactions than this run on the sequential path, where thread
+    /// start-up would cost more than parallelism gains.
+    pub sequential_below: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            concurrency: None,
+            sequential_below: 4,
+        }
+    }
+}
+
+impl Options {
+    /// Options with `threads` workers (at least one).
+    pub fn with_concurrency(threads: usize) -> Self {
+        Self {
+            concurrency: NonZeroUsize::new(threads.max(1)),
+            ..Self::default()
+        }
+    }
+
+    /// The worker count these options give.
+    pub fn threads(&self) -> usize {
+        self.concurrency
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get)
+    }
+}
+
+/// Executes `block` on `storage` in parallel and returns exactly what [`execute_sequential`]
+/// returns: the same results, state changes, or error (the lowest failing transaction).
+///
+/// ```
+/// use blockstm_evm::{execute, execute_sequential, Options, workloads::{WorkloadKind, WorkloadSpec}};
+///
+/// let workload = WorkloadSpec::new(WorkloadKind::Amm, 200).generate().unwrap();
+/// let parallel = execute(&workload.storage, &workload.block, &Options::with_concurrency(4)).unwrap();
+/// assert_eq!(parallel, execute_sequential(&workload.storage, &workload.block).unwrap());
+/// ```
+pub fn execute<S>(storage: &S, block: &Block, options: &Options) -> Result<BlockOutput, BlockError>
+where
+    S: DatabaseRef + Sync,
+{
+    let txs = block.txs.len();
+    let threads = options.threads().min(txs);
+    if threads <= 1 || txs < options.sequential_below {
+        return execute_sequential(storage, block);
+    }
+    let spec = block.spec();
+    let delete_touched_empty = spec.is_enabled_in(SpecId::SPURIOUS_DRAGON);
+    let index = LocationIndex::predicted(block.env.beneficiary, &block.txs);
+    let memory = MvMemory::new(txs, index.len(), delete_touched_empty);
+    let run = Run {
+        block,
+        context: BlockContext {
+            storage,
+            memory: &memory,
+            index: &index,
+            beneficiary: block.env.beneficiary,
+            delete_touched_empty,
+        },
+        scheduler: Scheduler::new(txs),
+        slots: (0..txs)
+            .map(|_| CachePadded::new(Mutex::new(TxSlot::default())))
+            .collect(),
+        abandoned: AtomicBool::new(false),
+        panic: Mutex::new(None),
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(|| run.work());
+        }
+        run.work();
+    });
+    if let Some(message) = lock(&run.panic).take() {
+        return Err(BlockError::WorkerPanicked { message });
+    }
+    assemble(storage, block, run.slots)
+}
+
+/// The last incarnation of one transaction: what it read and what it produced.
+struct TxSlot<E> {
+    reads: Vec<Read>,
+    output: Option<Result<ExecutedTx, EVMError<E, InvalidTransaction>>>,
+}
+
+impl<E> Default for TxSlot<E> {
+    fn default() -> Self {
+        Self {
+            reads: Vec::new(),
+            output: None,
+        }
+    }
+}
+
+/// One block's run: what the workers share.
+struct Run<'a, S: DatabaseRef> {
+    block: &'a Block,
+    context: BlockContext<'a, S>,
+    scheduler: Scheduler,
+    slots: Vec<CachePadded<Mutex<TxSlot<S::Error>>>>,
+    /// Set when a worker panicked: everyone stops, the block fails.
+    abandoned: AtomicBool,
+    panic: Mutex<Option<String>>,
+}
+
+impl<S: DatabaseRef + Sync> Run<'_, S> {
+    fn work(&self) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.work_loop()));
+        if let Err(payload) = outcome {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic payload".to_owned());
+            lock(&self.panic).get_or_insert(message);
+            // Relaxed would do for the flag alone; SeqCst keeps it simple to reason about.
+            self.abandoned.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn work_loop(&self) {
+        let mut evm = block_evm(VmDb::new(&self.context), self.block);
+        let mut task = None;
+        while !self.abandoned.load(Ordering::SeqCst) {
+            task = match task.take() {
+                Some(Task::Execute(version)) => self.execute(&mut evm, version),
+                Some(Task::Validate(version)) => self.validate(version),
+                None if self.scheduler.done() => break,
+                None => {
+                    let next = self.scheduler.next_task();
+                    if next.is_none() {
+                        std::hint::spin_loop();
+                    }
+                    next
+                }
+            };
+        }
+    }
+
+    fn execute(
+        &self,
+        evm: &mut crate::evm::BlockEvm<VmDb<'_, S>>,
+        version: Version,
+    ) -> Option<Task> {
+        let tx_env = &self.block.txs[version.tx as usize];
+        match execute_incarnation(evm, version.tx, tx_env) {
+            IncarnationOutcome::Blocked(blocking) => {
+                if self.scheduler.add_dependency(version.tx, blocking) {
+                    None
+                } else {
+                    Some(Task::Execute(version))
+                }
+            }
+            IncarnationOutcome::Finished {
+                reads,
+                writes,
+                output,
+            } => {
+                let wrote_new = self
+                    .context
+                    .memory
+                    .record(version.tx, version.incarnation, writes);
+                {
+                    let mut slot = lock(&self.slots[version.tx as usize]);
+                    slot.reads = reads;
+                    slot.output = Some(output);
+                }
+                self.scheduler.finish_execution(version, wrote_new)
+            }
+        }
+    }
+
+    fn validate(&self, version: Version) -> Option<Task> {
+        let valid = {
+            let slot = lock(&self.slots[version.tx as usize]);
+            self.context.memory.validate(version.tx, &slot.reads)
+        };
+        let aborted = !valid && self.scheduler.try_validation_abort(version);
+        if aborted {
+            self.context
+                .memory
+                .mark_estimates(version.tx, version.incarnation);
+        }
+        self.scheduler.finish_validation(version, aborted)
+    }
+}
+
+/// Folds the final incarnations in block order into the block's output.
+fn assemble<S: DatabaseRef>(
+    storage: &S,
+    block: &Block,
+    slots: Vec<CachePadded<Mutex<TxSlot<S::Error>>>>,
+) -> Result<BlockOutput, BlockError> {
+    let mut cache = StateCache::new(storage, block.spec());
+    let mut results = Vec::with_capacity(slots.len());
+    let mut cumulative_gas_used = 0u64;
+    for (index, slot) in slots.into_iter().enumerate() {
+        let slot = CachePadded::into_inner(slot)
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let executed = match slot.output {
+            Some(Ok(executed)) => executed,
+            Some(Err(error)) => return Err(BlockError::from_evm(index, error)),
+            None => unreachable!("the scheduler finished with transaction {index} never executed"),
+        };
+        cache
+            .commit_tx(executed.state)
+            .map_err(|error| BlockError::storage(index, error))?;
+        if let Some(fee) = executed.pending_reward {
+            cache
+                .credit_reward(block.env.beneficiary, fee)
+                .map_err(|error| BlockError::storage(index, error))?;
+        }
+        cumulative_gas_used += executed.result.tx_gas_used();
+        results.push(TxResult {
+            result: executed.result,
+            cumulative_gas_used,
+        });
+    }
+    Ok(BlockOutput {
+        results,
+        state: cache.into_changes(),
+    })
+}

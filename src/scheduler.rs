@@ -1,0 +1,400 @@
+//! The Block-STM collaborative scheduler (Gelashvili et al., "Block-STM: Scaling Blockchain
+//! Execution by Turning Ordering Curse to a Performance Blessing", PPoPP 2023, Algorithms 4-5),
+//! with the refinement Aptos ships: an incarnation that wrote no new location asks for the
+//! validation of its own transaction only.
+//!
+//! Two ordered task streams share the workers: executions (`execution_idx`) and validations
+//! (`validation_idx`); either index is pulled back when work below it must be redone. Every
+//! transaction has one status word `(incarnation, ReadyToExecute | Executing | Executed |
+//! Aborting)`; transactions suspended on an aborted writer wait in that writer's dependency
+//! list and are released when it finishes its next incarnation.
+//!
+//! Invariants (checked by the model tests in `loom-tests/`):
+//! - an incarnation is handed out for execution at most once;
+//! - the block is done exactly when both indices passed the end, no task is in flight, and
+//!   no index was pulled back in between (`decrease_cnt` detects the latter);
+//! - a transaction added to a dependency list is released exactly once.
+//!
+//! Orderings are `SeqCst` throughout: the done check reads four counters and its correctness
+//! argument (the paper's) assumes one total order of their updates.
+
+use crossbeam_utils::CachePadded;
+
+use crate::mv_memory::{Incarnation, TxIdx, Version};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
+
+/// Where a transaction is in its life cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    ReadyToExecute = 0,
+    Executing = 1,
+    Executed = 2,
+    Aborting = 3,
+}
+
+impl Status {
+    fn from_bits(bits: u64) -> Self {
+        match bits & 0b11 {
+            0 => Self::ReadyToExecute,
+            1 => Self::Executing,
+            2 => Self::Executed,
+            _ => Self::Aborting,
+        }
+    }
+}
+
+fn pack(incarnation: Incarnation, status: Status) -> u64 {
+    (u64::from(incarnation) << 2) | status as u64
+}
+
+fn unpack(word: u64) -> (Incarnation, Status) {
+    ((word >> 2) as Incarnation, Status::from_bits(word))
+}
+
+/// Work handed to a worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Task {
+    Execute(Version),
+    Validate(Version),
+}
+
+/// The scheduler of one block.
+pub(crate) struct Scheduler {
+    block_size: usize,
+    execution_idx: CachePadded<AtomicUsize>,
+    validation_idx: CachePadded<AtomicUsize>,
+    decrease_cnt: CachePadded<AtomicUsize>,
+    num_active_tasks: CachePadded<AtomicUsize>,
+    done_marker: CachePadded<AtomicBool>,
+    status: Vec<CachePadded<AtomicU64>>,
+    dependencies: Vec<CachePadded<Mutex<Vec<TxIdx>>>>,
+}
+
+impl Scheduler {
+    /// A scheduler for `block_size` transactions, all ready for their first incarnation.
+    pub(crate) fn new(block_size: usize) -> Self {
+        Self {
+            block_size,
+            execution_idx: CachePadded::new(AtomicUsize::new(0)),
+            validation_idx: CachePadded::new(AtomicUsize::new(0)),
+            decrease_cnt: CachePadded::new(AtomicUsize::new(0)),
+            num_active_tasks: CachePadded::new(AtomicUsize::new(0)),
+            done_marker: CachePadded::new(AtomicBool::new(block_size == 0)),
+            status: (0..block_size)
+                .map(|_| CachePadded::new(AtomicU64::new(pack(0, Status::ReadyToExecute))))
+                .collect(),
+            dependencies: (0..block_size)
+                .map(|_| CachePadded::new(Mutex::new(Vec::new())))
+                .collect(),
+        }
+    }
+
+    /// Whether every transaction is executed and validated at its final incarnation.
+    pub(crate) fn done(&self) -> bool {
+        self.done_marker.load(Ordering::SeqCst)
+    }
+
+    /// The status of `tx`.
+    pub(crate) fn status(&self, tx: TxIdx) -> (Incarnation, Status) {
+        unpack(self.status[tx as usize].load(Ordering::SeqCst))
+    }
+
+    /// The next task, validations first when they lag behind executions; `None` when there
+    /// is nothing to do right now (the caller checks `done` and asks again).
+    pub(crate) fn next_task(&self) -> Option<Task> {
+        if self.validation_idx.load(Ordering::SeqCst) < self.execution_idx.load(Ordering::SeqCst) {
+            self.next_version_to_validate().map(Task::Validate)
+        } else {
+            self.next_version_to_execute().map(Task::Execute)
+        }
+    }
+
+    fn check_done(&self) {
+        let observed = self.decrease_cnt.load(Ordering::SeqCst);
+        let execution = self.execution_idx.load(Ordering::SeqCst);
+        let validation = self.validation_idx.load(Ordering::SeqCst);
+        if execution.min(validation) >= self.block_size
+            && self.num_active_tasks.load(Ordering::SeqCst) == 0
+            && observed == self.decrease_cnt.load(Ordering::SeqCst)
+        {
+            self.done_marker.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Moves `tx` from `ReadyToExecute` to `Executing`, if it is ready.
+    fn try_incarnate(&self, tx: usize) -> Option<Version> {
+        if tx >= self.block_size {
+            return None;
+        }
+        let word = self.status[tx].load(Ordering::SeqCst);
+        let (incarnation, status) = unpack(word);
+        if status != Status::ReadyToExecute {
+            return None;
+        }
+        self.status[tx]
+            .compare_exchange(
+                word,
+                pack(incarnation, Status::Executing),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .ok()
+            .map(|_| Version {
+                tx: tx as TxIdx,
+                incarnation,
+            })
+    }
+
+    fn next_version_to_execute(&self) -> Option<Version> {
+        if self.execution_idx.load(Ordering::SeqCst) >= self.block_size {
+            self.check_done();
+            return None;
+        }
+        self.num_active_tasks.fetch_add(1, Ordering::SeqCst);
+        let tx = self.execution_idx.fetch_add(1, Ordering::SeqCst);
+        if let Some(version) = self.try_incarnate(tx) {
+            return Some(version);
+        }
+        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        None
+    }
+
+    fn next_version_to_validate(&self) -> Option<Version> {
+        if self.validation_idx.load(Ordering::SeqCst) >= self.block_size {
+            self.check_done();
+            return None;
+        }
+        self.num_active_tasks.fetch_add(1, Ordering::SeqCst);
+        let tx = self.validation_idx.fetch_add(1, Ordering::SeqCst);
+        if tx < self.block_size {
+            let (incarnation, status) = unpack(self.status[tx].load(Ordering::SeqCst));
+            if status == Status::Executed {
+                return Some(Version {
+                    tx: tx as TxIdx,
+                    incarnation,
+                });
+            }
+        }
+        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        None
+    }
+
+    /// Suspends executing `tx` until `blocking` finishes its next incarnation. Returns `false`
+    /// when `blocking` already finished, and the caller should re-execute `tx` at once.
+    pub(crate) fn add_dependency(&self, tx: TxIdx, blocking: TxIdx) -> bool {
+        let mut dependents = lock(&self.dependencies[blocking as usize]);
+        // Checked under the lock that `finish_execution` takes after setting `Executed`, so a
+        // dependency is either seen there or not added here: no lost wake-up.
+        if self.status(blocking).1 == Status::Executed {
+            return false;
+        }
+        let (incarnation, status) = self.status(tx);
+        debug_assert_eq!(status, Status::Executing);
+        self.status[tx as usize].store(pack(incarnation, Status::Aborting), Ordering::SeqCst);
+        dependents.push(tx);
+        drop(dependents);
+        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        true
+    }
+
+    /// `Aborting(i)` -> `ReadyToExecute(i + 1)`.
+    fn set_ready_status(&self, tx: TxIdx) {
+        let (incarnation, status) = self.status(tx);
+        debug_assert_eq!(status, Status::Aborting);
+        self.status[tx as usize].store(
+            pack(incarnation + 1, Status::ReadyToExecute),
+            Ordering::SeqCst,
+        );
+    }
+
+    fn decrease_execution_idx(&self, target: usize) {
+        self.execution_idx.fetch_min(target, Ordering::SeqCst);
+        self.decrease_cnt.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn decrease_validation_idx(&self, target: usize) {
+        self.validation_idx.fetch_min(target, Ordering::SeqCst);
+        self.decrease_cnt.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Records that `version` executed; releases its dependents. Returns the validation of
+    /// `version` itself when only it needs validating (it wrote no new location).
+    pub(crate) fn finish_execution(
+        &self,
+        version: Version,
+        wrote_new_location: bool,
+    ) -> Option<Task> {
+        let tx = version.tx as usize;
+        self.status[tx].store(
+            pack(version.incarnation, Status::Executed),
+            Ordering::SeqCst,
+        );
+        let dependents = std::mem::take(&mut *lock(&self.dependencies[tx]));
+        if let Some(lowest) = dependents.iter().min().copied() {
+            for dependent in dependents {
+                self.set_ready_status(dependent);
+            }
+            self.decrease_execution_idx(lowest as usize);
+        }
+        if self.validation_idx.load(Ordering::SeqCst) > tx {
+            if !wrote_new_location {
+                // The task goes on as a validation: the active count stays.
+                return Some(Task::Validate(version));
+            }
+            self.decrease_validation_idx(tx);
+        }
+        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        None
+    }
+
+    /// `Executed(i)` -> `Aborting(i)` for a failed validation of `version`; `false` when
+    /// another validator aborted it first or a newer incarnation exists.
+    pub(crate) fn try_validation_abort(&self, version: Version) -> bool {
+        self.status[version.tx as usize]
+            .compare_exchange(
+                pack(version.incarnation, Status::Executed),
+                pack(version.incarnation, Status::Aborting),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok()
+    }
+
+    /// Records a finished validation of `version`. After an abort the transaction is made
+    /// ready again, everything above it is revalidated, and its re-execution is returned
+    /// when the execution stream already passed it.
+    pub(crate) fn finish_validation(&self, version: Version, aborted: bool) -> Option<Task> {
+        if aborted {
+            let tx = version.tx as usize;
+            self.set_ready_status(version.tx);
+            self.decrease_validation_idx(tx + 1);
+            if self.execution_idx.load(Ordering::SeqCst) > tx
+                && let Some(next) = self.try_incarnate(tx)
+            {
+                return Some(Task::Execute(next));
+            }
+        }
+        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(tx: TxIdx, incarnation: Incarnation) -> Version {
+        Version { tx, incarnation }
+    }
+
+    #[test]
+    fn an_empty_block_is_done_at_once() {
+        assert!(Scheduler::new(0).done());
+    }
+
+    /// Drives `scheduler` on one thread; `abort(version)` says whether a validation fails.
+    /// Returns the tasks in the order they ran.
+    fn drive(scheduler: &Scheduler, mut abort: impl FnMut(Version) -> bool) -> Vec<Task> {
+        let mut log = Vec::new();
+        let mut task = None;
+        for _ in 0..1_000 {
+            task = match task.take() {
+                Some(Task::Execute(version)) => {
+                    log.push(Task::Execute(version));
+                    scheduler.finish_execution(version, version.incarnation == 0)
+                }
+                Some(Task::Validate(version)) => {
+                    log.push(Task::Validate(version));
+                    let aborted = abort(version) && scheduler.try_validation_abort(version);
+                    scheduler.finish_validation(version, aborted)
+                }
+                None if scheduler.done() => return log,
+                None => scheduler.next_task(),
+            };
+        }
+        panic!("no progress: {log:?}");
+    }
+
+    /// The next task, skipping the empty answers the scheduler gives while indices move.
+    fn next(scheduler: &Scheduler) -> Task {
+        (0..10).find_map(|_| scheduler.next_task()).expect("a task")
+    }
+
+    #[test]
+    fn executes_and_validates_every_transaction_without_conflicts() {
+        let scheduler = Scheduler::new(3);
+        let log = drive(&scheduler, |_| false);
+        for tx in 0..3 {
+            let executions = log
+                .iter()
+                .filter(|t| **t == Task::Execute(v(tx, 0)))
+                .count();
+            assert_eq!(executions, 1, "{log:?}");
+            assert!(log.contains(&Task::Validate(v(tx, 0))), "{log:?}");
+            assert_eq!(scheduler.status(tx), (0, Status::Executed));
+        }
+        assert_eq!(log.len(), 6, "no task ran twice: {log:?}");
+    }
+
+    #[test]
+    fn a_failed_validation_reincarnates_and_revalidates_what_follows() {
+        let scheduler = Scheduler::new(3);
+        let mut failed_once = false;
+        let log = drive(&scheduler, |version| {
+            let fail = version == v(1, 0) && !failed_once;
+            failed_once |= fail;
+            fail
+        });
+        let reexecuted = log.iter().position(|t| *t == Task::Execute(v(1, 1)));
+        let reexecuted = reexecuted.unwrap_or_else(|| panic!("{log:?}"));
+        // Everything from the aborted transaction up is validated again after its re-execution.
+        assert!(
+            log[reexecuted..].contains(&Task::Validate(v(1, 1))),
+            "{log:?}"
+        );
+        assert!(
+            log[reexecuted..]
+                .iter()
+                .any(|t| matches!(t, Task::Validate(x) if x.tx == 2)),
+            "{log:?}"
+        );
+        assert_eq!(scheduler.status(1), (1, Status::Executed));
+        assert!(
+            !scheduler.try_validation_abort(v(1, 0)),
+            "an old incarnation cannot be aborted"
+        );
+    }
+
+    #[test]
+    fn a_reexecution_that_writes_nothing_new_validates_only_itself() {
+        let scheduler = Scheduler::new(2);
+        assert_eq!(next(&scheduler), Task::Execute(v(0, 0)));
+        assert_eq!(scheduler.finish_execution(v(0, 0), true), None);
+        assert_eq!(next(&scheduler), Task::Validate(v(0, 0)));
+        assert!(scheduler.try_validation_abort(v(0, 0)));
+        // Execution already passed tx 0: the validator re-executes it itself.
+        assert_eq!(
+            scheduler.finish_validation(v(0, 0), true),
+            Some(Task::Execute(v(0, 1)))
+        );
+        assert_eq!(
+            scheduler.finish_execution(v(0, 1), false),
+            Some(Task::Validate(v(0, 1)))
+        );
+    }
+
+    #[test]
+    fn a_suspended_transaction_resumes_when_its_blocker_finishes() {
+        let scheduler = Scheduler::new(2);
+        assert_eq!(next(&scheduler), Task::Execute(v(0, 0)));
+        assert_eq!(next(&scheduler), Task::Execute(v(1, 0)));
+        assert!(scheduler.add_dependency(1, 0));
+        assert_eq!(scheduler.status(1), (0, Status::Aborting));
+        scheduler.finish_execution(v(0, 0), true);
+        assert_eq!(scheduler.status(1), (1, Status::ReadyToExecute));
+        let log = drive(&scheduler, |_| false);
+        assert!(log.contains(&Task::Execute(v(1, 1))), "{log:?}");
+        // Once the blocker is executed a dependency is refused: re-execute at once.
+        assert!(!scheduler.add_dependency(1, 0));
+    }
+}

@@ -1,0 +1,147 @@
+//! An append-only array with stable addresses that grows without locks or copying.
+//!
+//! Bucket `b` holds `FIRST << b` elements and is allocated on first use; bucket pointers are
+//! published with a compare-and-swap, so two threads racing to allocate the same bucket agree
+//! on one and the loser frees its own. Elements are never moved or freed before the whole
+//! array is dropped, which is what lets MvMemory hand out `&Cell` for the block's lifetime.
+
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+/// Elements in the first bucket.
+const FIRST: usize = 1024;
+/// Buckets: enough for `FIRST * (2^BUCKETS - 1)` elements, far beyond any block.
+const BUCKETS: usize = 32;
+
+pub(crate) struct SegmentedVec<T> {
+    buckets: [AtomicPtr<T>; BUCKETS],
+}
+
+// SAFETY: the array hands out only shared references to `T` across threads, so it is as
+// thread-safe as `T` is `Sync`; sending it moves owned `T`s, which needs `T: Send`.
+unsafe impl<T: Send + Sync> Sync for SegmentedVec<T> {}
+// SAFETY: see above.
+unsafe impl<T: Send> Send for SegmentedVec<T> {}
+
+fn locate(index: usize) -> (usize, usize) {
+    let slot = index / FIRST + 1;
+    let bucket = (usize::BITS - 1 - slot.leading_zeros()) as usize;
+    let bucket_start = FIRST * ((1 << bucket) - 1);
+    (bucket, index - bucket_start)
+}
+
+fn bucket_len(bucket: usize) -> usize {
+    FIRST << bucket
+}
+
+impl<T: Default> SegmentedVec<T> {
+    /// An empty array with room for `capacity` elements allocated up front.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        let vec = Self {
+            buckets: [const { AtomicPtr::new(ptr::null_mut()) }; BUCKETS],
+        };
+        if capacity > 0 {
+            let (last, _) = locate(capacity - 1);
+            for bucket in 0..=last {
+                vec.bucket(bucket);
+            }
+        }
+        vec
+    }
+
+    /// The element at `index`, default-initialised on first use of its bucket.
+    #[inline]
+    pub(crate) fn get(&self, index: usize) -> &T {
+        let (bucket, offset) = locate(index);
+        let base = self.bucket(bucket);
+        // SAFETY: `base` points to a live allocation of `bucket_len(bucket)` initialised
+        // elements (see `bucket`), `offset < bucket_len(bucket)` by `locate`, and buckets are
+        // only freed in `drop`, which takes `&mut self`.
+        unsafe { &*base.add(offset) }
+    }
+
+    fn bucket(&self, bucket: usize) -> *mut T {
+        // Acquire: pairs with the Release of the publishing CAS, so the elements' initialisation
+        // is visible before we dereference them.
+        let current = self.buckets[bucket].load(Ordering::Acquire);
+        if !current.is_null() {
+            return current;
+        }
+        let fresh: Box<[T]> = (0..bucket_len(bucket)).map(|_| T::default()).collect();
+        let fresh = Box::into_raw(fresh) as *mut T;
+        // AcqRel: Release publishes our initialised elements; Acquire sees the winner's.
+        match self.buckets[bucket].compare_exchange(
+            ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => fresh,
+            Err(winner) => {
+                // SAFETY: `fresh` came from `Box::into_raw` of a slice of this length just
+                // above and was never shared, since the CAS that would have published it failed.
+                drop(unsafe {
+                    Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, bucket_len(bucket)))
+                });
+                winner
+            }
+        }
+    }
+}
+
+impl<T> Drop for SegmentedVec<T> {
+    fn drop(&mut self) {
+        for (bucket, pointer) in self.buckets.iter_mut().enumerate() {
+            let pointer = *pointer.get_mut();
+            if !pointer.is_null() {
+                // SAFETY: a non-null bucket pointer was published by `bucket` from
+                // `Box::into_raw` of a slice of `bucket_len(bucket)` elements, and `&mut self`
+                // proves no reference into it is alive.
+                drop(unsafe {
+                    Box::from_raw(ptr::slice_from_raw_parts_mut(pointer, bucket_len(bucket)))
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    #[test]
+    fn locate_covers_indices_contiguously() {
+        assert_eq!(locate(0), (0, 0));
+        assert_eq!(locate(FIRST - 1), (0, FIRST - 1));
+        assert_eq!(locate(FIRST), (1, 0));
+        assert_eq!(locate(3 * FIRST - 1), (1, 2 * FIRST - 1));
+        assert_eq!(locate(3 * FIRST), (2, 0));
+        let mut expected = (0, 0);
+        for index in 0..20 * FIRST {
+            assert_eq!(locate(index), expected, "{index}");
+            expected.1 += 1;
+            if expected.1 == bucket_len(expected.0) {
+                expected = (expected.0 + 1, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn elements_are_stable_and_shared_between_threads() {
+        let vec: SegmentedVec<AtomicUsize> = SegmentedVec::with_capacity(10);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for i in 0..10 * FIRST {
+                        vec.get(i).fetch_add(i, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        for i in 0..10 * FIRST {
+            assert_eq!(vec.get(i).load(Ordering::Relaxed), 4 * i);
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! Executing one incarnation of a transaction with revm against multi-version memory.
+//!
+//! [`VmDb`] is the revm `Database` a worker's EVM runs on: every read goes through
+//! [`MvMemory`] (the highest writer below the transaction) or, when no transaction wrote the
+//! location, to the caller's storage, whose answer is cached in MvMemory for the block. Each
+//! read is recorded with where it came from so the scheduler can validate it later. Reading
+//! an aborted writer's estimate stops the incarnation with a dependency.
+//!
+//! The beneficiary is not credited inside the transaction: [`DeferredRewardHandler`] records
+//! the fee instead, and it is published as a lazy `Reward` entry. Otherwise every transaction
+//! would write the beneficiary's balance and the block would run one transaction at a time.
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+
+use revm::bytecode::Bytecode;
+use revm::context::TxEnv;
+use revm::context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
+use revm::context_interface::{
+    Block as _, Cfg as _, ContextSetters, ContextTr, JournalTr, Transaction as _,
+};
+use revm::database_interface::{DBErrorMarker, Database, DatabaseRef};
+use revm::handler::{EvmTr, EvmTrError, FrameResult, FrameTr, Handler};
+use revm::interpreter::interpreter_action::FrameInit;
+use revm::primitives::hardfork::SpecId;
+use revm::primitives::map::HashMap;
+use revm::primitives::{Address, B256, KECCAK_EMPTY, StorageKey, StorageValue, U256};
+use revm::state::{AccountInfo, EvmState};
+
+use crate::evm::BlockEvm;
+use crate::location::{LocId, Location, LocationIndex};
+use crate::mv_memory::{
+    AccountValue, BaseValue, MvMemory, Read, ReadOrigin, ReadResult, TxIdx, WriteValue,
+};
+use crate::state_cache::{AccountCommit, apply_reward};
+
+/// What every worker shares for one block.
+pub(crate) struct BlockContext<'a, S> {
+    pub(crate) storage: &'a S,
+    pub(crate) memory: &'a MvMemory,
+    pub(crate) index: &'a LocationIndex,
+    pub(crate) beneficiary: Address,
+    pub(crate) delete_touched_empty: bool,
+}
+
+/// Why a [`VmDb`] read failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VmDbError<E> {
+    /// The highest writer below is an aborted incarnation's estimate.
+    #[error("blocked on transaction {0}")]
+    Blocked(TxIdx),
+    /// The caller's storage failed.
+    #[error(transparent)]
+    Storage(E),
+}
+
+impl<E: DBErrorMarker> DBErrorMarker for VmDbError<E> {}
+
+/// revm's view of the block for one incarnation of one transaction.
+pub(crate) struct VmDb<'a, S> {
+    ctx: &'a BlockContext<'a, S>,
+    tx: TxIdx,
+    reads: Vec<Read>,
+    /// Accounts this incarnation read, with their ids and values.
+    accounts: HashMap<Address, (LocId, AccountValue)>,
+    blocked_on: Option<TxIdx>,
+}
+
+impl<'a, S: DatabaseRef> VmDb<'a, S> {
+    pub(crate) fn new(ctx: &'a BlockContext<'a, S>) -> Self {
+        Self {
+            ctx,
+            tx: 0,
+            reads: Vec::new(),
+            accounts: HashMap::default(),
+            blocked_on: None,
+        }
+    }
+
+    fn start(&mut self, tx: TxIdx) {
+        self.tx = tx;
+        self.reads = Vec::new();
+        self.accounts.clear();
+        self.blocked_on = None;
+    }
+
+    fn blocked(&mut self, writer: TxIdx) -> VmDbError<S::Error> {
+        self.blocked_on = Some(writer);
+        VmDbError::Blocked(writer)
+    }
+
+    fn base_account(
+        &self,
+        address: Address,
+        location: LocId,
+    ) -> Result<AccountValue, VmDbError<S::Error>> {
+        if let Some(BaseValue::Account(value)) = self.ctx.memory.base(location) {
+            return Ok(value.clone());
+        }
+        let storage = self.ctx.storage;
+        let mut info = storage.basic_ref(address).map_err(VmDbError::Storage)?;
+        if let Some(info) = &mut info {
+            info.account_id = None;
+            if info.code.is_none() && info.code_hash != KECCAK_EMPTY && info.code_hash != B256::ZERO
+            {
+                info.code = Some(
+                    storage
+                        .code_by_hash_ref(info.code_hash)
+                        .map_err(VmDbError::Storage)?,
+                );
+            }
+        }
+        let value = AccountValue {
+            info,
+            wiped_at: None,
+        };
+        match self
+            .ctx
+            .memory
+            .set_base(location, BaseValue::Account(value))
+        {
+            BaseValue::Account(value) => Ok(value.clone()),
+            BaseValue::Storage(_) => unreachable!("account ids hold account values"),
+        }
+    }
+
+    fn read_account(&mut self, address: Address) -> Result<AccountValue, VmDbError<S::Error>> {
+        if let Some((_, value)) = self.accounts.get(&address) {
+            return Ok(value.clone());
+        }
+        let location = self.ctx.index.id(Location::Account(address));
+        let (origin, value) = match self.ctx.memory.read(location, self.tx) {
+            ReadResult::Base => (ReadOrigin::Base, self.base_account(address, location)?),
+            ReadResult::Written {
+                version,
+                value: WriteValue::Account(value),
+            } => (ReadOrigin::Version(version), value),
+            ReadResult::Rewarded { start, fees } => {
+                if start.is_none() {
+                    self.base_account(address, location)?;
+                }
+                let value = self
+                    .ctx
+                    .memory
+                    .resolve_rewards(location, start, &fees)
+                    .expect("the base value was just loaded");
+                (ReadOrigin::Resolved(Box::new(value.clone())), value)
+            }
+            ReadResult::Blocked(writer) => return Err(self.blocked(writer)),
+            ReadResult::Written { .. } => unreachable!("account ids hold account values"),
+        };
+        self.reads.push(Read { location, origin });
+        self.accounts.insert(address, (location, value.clone()));
+        Ok(value)
+    }
+
+    /// The write set of this incarnation from revm's state diff: only what changed.
+    fn write_set(&self, state: &EvmState) -> Vec<(LocId, WriteValue)> {
+        let mut writes = Vec::new();
+        for (address, account) in state {
+            let Some(commit) = AccountCommit::of(account, self.ctx.delete_touched_empty) else {
+                continue;
+            };
+            let read = self.accounts.get(address);
+            let location = read.map_or_else(
+                || self.ctx.index.id(Location::Account(*address)),
+                |(id, _)| *id,
+            );
+            let previous = read.map(|(_, value)| value);
+            let wiped_at = if commit.wipes_storage {
+                Some(self.tx)
+            } else {
+                previous.and_then(|value| value.wiped_at)
+            };
+            let info = commit.exists.then(|| {
+                let mut info = account.info.clone();
+                info.account_id = None;
+                if info.code.is_none() {
+                    // revm did not load the code this time; carry over what we handed it.
+                    info.code = previous
+                        .and_then(|value| value.info.as_ref())
+                        .filter(|old| old.code_hash == info.code_hash)
+                        .and_then(|old| old.code.clone());
+                }
+                info
+            });
+            let value = AccountValue { info, wiped_at };
+            if previous != Some(&value) {
+                writes.push((location, WriteValue::Account(value)));
+            }
+            if commit.keeps_slot_writes {
+                for (key, slot) in &account.storage {
+                    if slot.is_changed() {
+                        let location = self.ctx.index.id(Location::Storage(*address, *key));
+                        writes.push((location, WriteValue::Storage(slot.present_value())));
+                    }
+                }
+            }
+        }
+        writes
+    }
+}
+
+impl<S: DatabaseRef> Database for VmDb<'_, S> {
+    type Error = VmDbError<S::Error>;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
+        Ok(self.read_account(address)?.info)
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, Self::Error> {
+        // Account values carry their code, so revm asks only for code it could not get that way.
+        self.ctx
+            .storage
+            .code_by_hash_ref(code_hash)
+            .map_err(VmDbError::Storage)
+    }
+
+    fn storage(&mut self, address: Address, key: StorageKey) -> Result<StorageValue, Self::Error> {
+        let wiped_at = self.read_account(address)?.wiped_at;
+        let location = self.ctx.index.id(Location::Storage(address, key));
+        let (origin, value) = match self.ctx.memory.read(location, self.tx) {
+            ReadResult::Base if wiped_at.is_some() => (ReadOrigin::Base, U256::ZERO),
+            ReadResult::Base => {
+                let value = match self.ctx.memory.base(location) {
+                    Some(BaseValue::Storage(value)) => *value,
+                    _ => {
+                        let value = self
+                            .ctx
+                            .storage
+                            .storage_ref(address, key)
+                            .map_err(VmDbError::Storage)?;
+                        self.ctx
+                            .memory
+                            .set_base(location, BaseValue::Storage(value));
+                        value
+                    }
+                };
+                (ReadOrigin::Base, value)
+            }
+            ReadResult::Written {
+                version,
+                value: WriteValue::Storage(value),
+            } => {
+                // A slot written before the account's storage was wiped reads as zero.
+                let stale = wiped_at.is_some_and(|wiped| version.tx < wiped);
+                (
+                    ReadOrigin::Version(version),
+                    if stale { U256::ZERO } else { value },
+                )
+            }
+            ReadResult::Blocked(writer) => return Err(self.blocked(writer)),
+            ReadResult::Written { .. } | ReadResult::Rewarded { .. } => {
+                unreachable!("storage ids hold storage values")
+            }
+        };
+        self.reads.push(Read { location, origin });
+        Ok(value)
+    }
+
+    fn block_hash(&mut self, number: u64) -> Result<B256, Self::Error> {
+        self.ctx
+            .storage
+            .block_hash_ref(number)
+            .map_err(VmDbError::Storage)
+    }
+}
+
+/// revm's mainnet handler, except that the beneficiary's fee is recorded instead of credited.
+struct DeferredRewardHandler<EVM, ERROR, FRAME> {
+    fee: Cell<Option<U256>>,
+    _phantom: PhantomData<(EVM, ERROR, FRAME)>,
+}
+
+impl<EVM, ERROR, FRAME> Handler for DeferredRewardHandler<EVM, ERROR, FRAME>
+where
+    EVM: EvmTr<Context: ContextTr<Journal: JournalTr<State = EvmState>>, Frame = FRAME>,
+    ERROR: EvmTrError<EVM>,
+    FRAME: FrameTr<FrameResult = FrameResult, FrameInit = FrameInit>,
+{
+    type Evm = EVM;
+    type Error = ERROR;
+    type HaltReason = HaltReason;
+
+    /// The fee revm's `post_execution::reward_beneficiary` would credit, computed the same way.
+    fn reward_beneficiary(
+        &self,
+        evm: &mut Self::Evm,
+        exec_result: &mut FrameResult,
+    ) -> Result<(), Self::Error> {
+        let ctx = evm.ctx();
+        if ctx.cfg().is_fee_charge_disabled() {
+            return Ok(());
+        }
+        let basefee = ctx.block().basefee() as u128;
+        let effective_gas_price = ctx.tx().effective_gas_price(basefee);
+        let coinbase_gas_price = if ctx.cfg().spec().into().is_enabled_in(SpecId::LONDON) {
+            effective_gas_price.saturating_sub(basefee)
+        } else {
+            effective_gas_price
+        };
+        let gas = exec_result.gas();
+        let effective_used = gas.used().saturating_sub(gas.reservoir());
+        self.fee.set(Some(U256::from(
+            coinbase_gas_price * effective_used as u128,
+        )));
+        Ok(())
+    }
+}
+
+/// A transaction's final effect, kept for output assembly.
+#[derive(Debug)]
+pub(crate) struct ExecutedTx {
+    pub(crate) result: ExecutionResult<HaltReason>,
+    /// revm's state diff; holds the fee already when the transaction touched the beneficiary.
+    pub(crate) state: EvmState,
+    /// A fee still to credit to the beneficiary after `state` is committed.
+    pub(crate) pending_reward: Option<U256>,
+}
+
+/// What one incarnation produced (returned by value once per incarnation, so the size
+/// difference between the variants costs a move, not an allocation).
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum IncarnationOutcome<E> {
+    /// It read an estimate of this transaction: suspend until that one re-executes.
+    Blocked(TxIdx),
+    /// It ran to an end (a result or a transaction error) on the reads it made.
+    Finished {
+        reads: Vec<Read>,
+        writes: Vec<(LocId, WriteValue)>,
+        output: Result<ExecutedTx, EVMError<E, InvalidTransaction>>,
+    },
+}
+
+/// Runs incarnation of transaction `tx` on the worker's EVM.
+pub(crate) fn execute_incarnation<'a, S: DatabaseRef>(
+    evm: &mut BlockEvm<VmDb<'a, S>>,
+    tx: TxIdx,
+    tx_env: &TxEnv,
+) -> IncarnationOutcome<S::Error> {
+    evm.ctx.journaled_state.database.start(tx);
+    evm.ctx.set_tx(tx_env.clone());
+    let mut handler = DeferredRewardHandler {
+        fee: Cell::new(None),
+        _phantom: PhantomData,
+    };
+    let result = handler.run(evm);
+    let mut state = evm.ctx.journal_mut().finalize();
+    let db = &mut evm.ctx.journaled_state.database;
+    if let Some(writer) = db.blocked_on {
+        return IncarnationOutcome::Blocked(writer);
+    }
+    let reads = std::mem::take(&mut db.reads);
+    let output = match result {
+        Ok(result) => result,
+        Err(error) => {
+            let error = match error {
+                EVMError::Database(VmDbError::Storage(source)) => EVMError::Database(source),
+                EVMError::Database(VmDbError::Blocked(writer)) => {
+                    return IncarnationOutcome::Blocked(writer);
+                }
+                EVMError::Transaction(reason) => EVMError::Transaction(reason),
+                EVMError::Header(reason) => EVMError::Header(reason),
+                EVMError::Custom(message) => EVMError::Custom(message),
+                EVMError::CustomAny(any) => EVMError::CustomAny(any),
+            };
+            return IncarnationOutcome::Finished {
+                reads,
+                writes: Vec::new(),
+                output: Err(error),
+            };
+        }
+    };
+    let fee = handler.fee.get();
+    let beneficiary = db.ctx.beneficiary;
+    let mut pending_reward = None;
+    if let Some(fee) = fee {
+        match state.get_mut(&beneficiary) {
+            Some(account) => apply_reward(account, fee),
+            None => pending_reward = Some(fee),
+        }
+    }
+    let mut writes = db.write_set(&state);
+    if let Some(fee) = pending_reward {
+        let location = db.ctx.index.id(Location::Account(beneficiary));
+        writes.push((location, WriteValue::Reward(fee)));
+    }
+    IncarnationOutcome::Finished {
+        reads,
+        writes,
+        output: Ok(ExecutedTx {
+            result: output,
+            state,
+            pending_reward,
+        }),
+    }
+}
