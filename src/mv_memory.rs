@@ -3,8 +3,11 @@
 //!
 //! One cache-line-padded [`Cell`] per [`LocId`], in an append-only array (ids never move).
 //! A cell holds its versions in a lock-free ordered map keyed by transaction index (crossbeam's
-//! skip list: reads take no lock, replaced entries are reclaimed through crossbeam-epoch) and
-//! caches the location's pre-block value on first read.
+//! skip list) and caches the location's pre-block value on first read. A transaction's node is
+//! never replaced or removed once inserted: its content is one atomic pointer, swapped whole
+//! (old contents are reclaimed through crossbeam-epoch), and a location the transaction no
+//! longer writes becomes a tombstone. Replacing nodes would open a window in which a reader
+//! sees neither the old nor the new entry and silently reads a lower version.
 //!
 //! Invariants:
 //! - A transaction's entries are written only by the worker executing it (`record`) or by the
@@ -16,6 +19,7 @@
 
 use std::sync::OnceLock;
 
+use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
 use crossbeam_skiplist::SkipMap;
 use crossbeam_utils::CachePadded;
 use revm::primitives::U256;
@@ -68,12 +72,46 @@ pub(crate) enum BaseValue {
 enum EntryData {
     Estimate,
     Written(WriteValue),
+    /// The transaction's latest incarnation does not write here.
+    Absent,
 }
 
 #[derive(Debug)]
-struct Entry {
+struct EntryState {
     incarnation: Incarnation,
     data: EntryData,
+}
+
+/// One transaction's entry at one location: an atomically replaceable [`EntryState`].
+struct Entry(Atomic<EntryState>);
+
+impl Entry {
+    /// The current state, valid while `guard` is pinned.
+    fn load<'g>(&self, guard: &'g Guard) -> &'g EntryState {
+        // Acquire: pairs with the AcqRel swap in `MvMemory::write`, so the state's contents
+        // are visible.
+        let state = self.0.load(std::sync::atomic::Ordering::Acquire, guard);
+        // SAFETY: the pointer is never null (set at construction, only swapped for non-null
+        // ones), and a state swapped out is destroyed only after every guard pinned before
+        // the swap is gone (`defer_destroy`), so it lives at least as long as `guard`.
+        unsafe { state.deref() }
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        // SAFETY: the skip list drops an entry only when the whole map is dropped (we never
+        // remove entries), when no reader can hold a reference into it any more; `unprotected`
+        // is sound without concurrent access.
+        unsafe {
+            let guard = epoch::unprotected();
+            drop(
+                self.0
+                    .load(std::sync::atomic::Ordering::Relaxed, guard)
+                    .into_owned(),
+            );
+        }
+    }
 }
 
 #[derive(Default)]
@@ -156,11 +194,13 @@ impl MvMemory {
 
     /// What transaction `tx` reads at `location`: the highest writer below it.
     pub(crate) fn read(&self, location: LocId, tx: TxIdx) -> ReadResult {
+        let guard = epoch::pin();
         let mut fees: SmallVec<[U256; 4]> = SmallVec::new();
         for entry in self.cell(location).versions.range(..tx).rev() {
             let writer = *entry.key();
-            let entry = entry.value();
+            let entry = entry.value().load(&guard);
             match &entry.data {
+                EntryData::Absent => continue,
                 EntryData::Estimate => return ReadResult::Blocked(writer),
                 EntryData::Written(WriteValue::Reward(fee)) => fees.push(*fee),
                 EntryData::Written(value) if fees.is_empty() => {
@@ -237,14 +277,9 @@ impl MvMemory {
     ) -> bool {
         let mut locations: Vec<LocId> = writes.iter().map(|(location, _)| *location).collect();
         locations.sort_unstable();
+        let guard = epoch::pin();
         for (location, value) in writes {
-            self.cell(location).versions.insert(
-                tx,
-                Entry {
-                    incarnation,
-                    data: EntryData::Written(value),
-                },
-            );
+            self.write(location, tx, incarnation, EntryData::Written(value), &guard);
         }
         let mut previous = lock(&self.last_writes[tx as usize]);
         let wrote_new = locations
@@ -252,24 +287,46 @@ impl MvMemory {
             .any(|location| previous.binary_search(location).is_err());
         for location in previous.iter() {
             if locations.binary_search(location).is_err() {
-                self.cell(*location).versions.remove(&tx);
+                self.write(*location, tx, incarnation, EntryData::Absent, &guard);
             }
         }
         *previous = locations;
         wrote_new
     }
 
+    /// Sets `tx`'s entry at `location`, in place when it exists.
+    fn write(
+        &self,
+        location: LocId,
+        tx: TxIdx,
+        incarnation: Incarnation,
+        data: EntryData,
+        guard: &Guard,
+    ) {
+        let mut state = Some(EntryState { incarnation, data });
+        let entry = self.cell(location).versions.get_or_insert_with(tx, || {
+            Entry(Atomic::new(state.take().expect("called once")))
+        });
+        if let Some(state) = state {
+            // AcqRel: Release publishes the new state to readers; Acquire orders the swap
+            // after the previous writer's, whose state we free.
+            let old = entry.value().0.swap(
+                Owned::new(state),
+                std::sync::atomic::Ordering::AcqRel,
+                guard,
+            );
+            // SAFETY: `old` is no longer reachable from the map; readers that loaded it hold
+            // guards pinned before this point, and `defer_destroy` waits for them.
+            unsafe { guard.defer_destroy(old) };
+        }
+    }
+
     /// Turns every entry of `tx`'s last incarnation into an `Estimate`: it was aborted.
     pub(crate) fn mark_estimates(&self, tx: TxIdx, incarnation: Incarnation) {
         let written = lock(&self.last_writes[tx as usize]);
+        let guard = epoch::pin();
         for location in written.iter() {
-            self.cell(*location).versions.insert(
-                tx,
-                Entry {
-                    incarnation,
-                    data: EntryData::Estimate,
-                },
-            );
+            self.write(*location, tx, incarnation, EntryData::Estimate, &guard);
         }
     }
 

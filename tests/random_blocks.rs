@@ -4,10 +4,16 @@
 //!
 //! The universe: four funded EOAs (one of them the beneficiary, so fees meet transfers),
 //! and contracts that store, call with value, read BALANCE/EXTCODEHASH, self-destruct,
-//! revert, loop until out of gas, and CREATE/CREATE2 children that self-destruct when called.
+//! revert, loop until out of gas, and CREATE/CREATE2 children that count in storage and
+//! self-destruct when called with data. From Prague on, transactions may carry EIP-7702
+//! authorizations that delegate an EOA to one of the contracts.
 
 use blockstm_evm::revm::bytecode::Bytecode;
+use blockstm_evm::revm::context::either::Either;
 use blockstm_evm::revm::context::{BlockEnv, TxEnv};
+use blockstm_evm::revm::context_interface::transaction::{
+    Authorization, RecoveredAuthority, RecoveredAuthorization,
+};
 use blockstm_evm::revm::primitives::hardfork::SpecId;
 use blockstm_evm::revm::primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use blockstm_evm::{Block, InMemoryStorage, Options, execute, execute_sequential};
@@ -37,60 +43,40 @@ const FACTORY2: Address = Address::new([0xc8; 20]);
 /// An empty account that exists (for EIP-161 touches).
 const EMPTY: Address = Address::new([0xee; 20]);
 
-/// Init code of the children: runtime `CALLER SELFDESTRUCT`.
-const CHILD_INIT: [u8; 11] = [
-    0x61, 0x33, 0xff, 0x60, 0x00, 0x52, 0x60, 0x02, 0x60, 0x1e, 0xf3,
+/// Init code of the children: `SSTORE(1, 1)`, then deploy the runtime
+/// `SSTORE(0, SLOAD(0) + 1); if calldata is not empty { SELFDESTRUCT(CALLER) }`.
+#[rustfmt::skip]
+const CHILD_INIT: [u8; 31] = [
+    0x60, 0x01, 0x60, 0x01, 0x55, // SSTORE(1, 1)
+    0x70, // PUSH17 runtime
+    0x60, 0x00, 0x54, 0x60, 0x01, 0x01, 0x60, 0x00, 0x55, 0x36, 0x60, 0x0e, 0x57, 0x00, 0x5b, 0x33, 0xff,
+    0x60, 0x00, 0x52, // MSTORE(0, runtime)
+    0x60, 0x11, 0x60, 0x0f, 0xf3, // RETURN(15, 17)
 ];
 
+#[rustfmt::skip]
 fn contracts() -> Vec<(Address, Vec<u8>)> {
-    let mut create = vec![0x6a];
+    let mut create = vec![0x7e];
     create.extend_from_slice(&CHILD_INIT);
-    // MSTORE(0, init); CREATE(0, 21, 11); SSTORE(0, address)
-    create.extend_from_slice(&[
-        0x60, 0x00, 0x52, 0x60, 0x0b, 0x60, 0x15, 0x60, 0x00, 0xf0, 0x60, 0x00, 0x55, 0x00,
-    ]);
-    let mut create2 = vec![0x6a];
+    // MSTORE(0, init); CREATE(0, 1, 31); SSTORE(0, address)
+    create.extend_from_slice(&[0x60, 0x00, 0x52, 0x60, 0x1f, 0x60, 0x01, 0x60, 0x00, 0xf0, 0x60, 0x00, 0x55, 0x00]);
+    let mut create2 = vec![0x7e];
     create2.extend_from_slice(&CHILD_INIT);
-    // MSTORE(0, init); CREATE2(0, 21, 11, salt = calldata[0]); SSTORE(0, address)
+    // MSTORE(0, init); CREATE2(0, 1, 31, salt = calldata[0]); SSTORE(0, address)
     create2.extend_from_slice(&[
-        0x60, 0x00, 0x52, 0x60, 0x00, 0x35, 0x60, 0x0b, 0x60, 0x15, 0x60, 0x00, 0xf5, 0x60, 0x00,
-        0x55, 0x00,
+        0x60, 0x00, 0x52, 0x60, 0x00, 0x35, 0x60, 0x1f, 0x60, 0x01, 0x60, 0x00, 0xf5, 0x60, 0x00, 0x55, 0x00,
     ]);
     vec![
         // SSTORE(cd[0], cd[32]); LOG0(SLOAD(cd[0]))
-        (
-            STORE,
-            vec![
-                0x60, 0x20, 0x35, 0x60, 0x00, 0x35, 0x55, 0x60, 0x00, 0x35, 0x54, 0x60, 0x00, 0x52,
-                0x60, 0x20, 0x60, 0x00, 0xa0, 0x00,
-            ],
-        ),
+        (STORE, vec![0x60, 0x20, 0x35, 0x60, 0x00, 0x35, 0x55, 0x60, 0x00, 0x35, 0x54, 0x60, 0x00, 0x52, 0x60, 0x20, 0x60, 0x00, 0xa0, 0x00]),
         // CALL(gas, cd[0], cd[32], 0, 0, 0, 0)
-        (
-            CALLER,
-            vec![
-                0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x60, 0x20, 0x35, 0x60, 0x00, 0x35,
-                0x5a, 0xf1, 0x50, 0x00,
-            ],
-        ),
+        (CALLER, vec![0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x60, 0x20, 0x35, 0x60, 0x00, 0x35, 0x5a, 0xf1, 0x50, 0x00]),
         // SSTORE(0, BALANCE(cd[0])); SSTORE(1, EXTCODEHASH(cd[0]))
-        (
-            INSPECT,
-            vec![
-                0x60, 0x00, 0x35, 0x31, 0x60, 0x00, 0x55, 0x60, 0x00, 0x35, 0x3f, 0x60, 0x01, 0x55,
-                0x00,
-            ],
-        ),
+        (INSPECT, vec![0x60, 0x00, 0x35, 0x31, 0x60, 0x00, 0x55, 0x60, 0x00, 0x35, 0x3f, 0x60, 0x01, 0x55, 0x00]),
         // SSTORE(7, 7); SELFDESTRUCT(cd[0])
-        (
-            DESTRUCT,
-            vec![0x60, 0x07, 0x60, 0x07, 0x55, 0x60, 0x00, 0x35, 0xff],
-        ),
+        (DESTRUCT, vec![0x60, 0x07, 0x60, 0x07, 0x55, 0x60, 0x00, 0x35, 0xff]),
         // SSTORE(0, 1); REVERT(0, 0)
-        (
-            REVERT,
-            vec![0x60, 0x01, 0x60, 0x00, 0x55, 0x60, 0x00, 0x60, 0x00, 0xfd],
-        ),
+        (REVERT, vec![0x60, 0x01, 0x60, 0x00, 0x55, 0x60, 0x00, 0x60, 0x00, 0xfd]),
         // loop forever
         (LOOP, vec![0x5b, 0x60, 0x00, 0x56]),
         (FACTORY, create),
@@ -145,6 +131,8 @@ struct TxSpec {
     arg1: u64,
     gas_limit: u64,
     nonce_skew: i8,
+    /// Prague only: an EIP-7702 authorization of EOA `.0` delegating to contract `.1`.
+    delegate: Option<(usize, usize)>,
 }
 
 fn tx_spec() -> impl Strategy<Value = TxSpec> {
@@ -156,9 +144,13 @@ fn tx_spec() -> impl Strategy<Value = TxSpec> {
         0..4u64,
         prop_oneof![4 => Just(200_000u64), 1 => Just(21_000u64), 1 => Just(60_000u64)],
         prop_oneof![30 => Just(0i8), 1 => Just(1i8), 1 => Just(-1i8)],
+        prop_oneof![
+            4 => Just(None),
+            1 => (0..EOAS.len(), 0..contracts().len()).prop_map(Some)
+        ],
     )
         .prop_map(
-            |(sender, target, value, arg0, arg1, gas_limit, nonce_skew)| TxSpec {
+            |(sender, target, value, arg0, arg1, gas_limit, nonce_skew, delegate)| TxSpec {
                 sender,
                 target,
                 value,
@@ -166,6 +158,7 @@ fn tx_spec() -> impl Strategy<Value = TxSpec> {
                 arg1,
                 gas_limit,
                 nonce_skew,
+                delegate,
             },
         )
 }
@@ -189,6 +182,19 @@ fn build_block(spec: SpecId, specs: &[TxSpec]) -> Block {
         .map(|s| {
             let nonce = nonces[s.sender].saturating_add_signed(s.nonce_skew.into());
             nonces[s.sender] += 1;
+            let mut authorizations = Vec::new();
+            if let Some((authority, contract)) = s.delegate.filter(|_| spec >= SpecId::PRAGUE) {
+                let authorization = Authorization {
+                    chain_id: U256::from(1),
+                    address: contracts()[contract].0,
+                    nonce: nonces[authority],
+                };
+                nonces[authority] += 1;
+                authorizations.push(Either::Right(RecoveredAuthorization::new_unchecked(
+                    authorization,
+                    RecoveredAuthority::Valid(EOAS[authority]),
+                )));
+            }
             let target = targets[s.target];
             let mut data = vec![0u8; 64];
             // arg0 picks an address or a slot; arg1 a value.
@@ -199,7 +205,15 @@ fn build_block(spec: SpecId, specs: &[TxSpec]) -> Block {
                 data[31] = s.arg0;
             }
             data[56..64].copy_from_slice(&s.arg1.to_be_bytes());
+            // No calldata at all sometimes: children then count instead of self-destructing.
+            if s.arg1 == 0 {
+                data.clear();
+            }
             TxEnv {
+                tx_type: if authorizations.is_empty() { 0 } else { 4 },
+                gas_priority_fee: (!authorizations.is_empty()).then_some(500),
+                authorization_list: authorizations,
+                chain_id: Some(1),
                 caller: EOAS[s.sender],
                 nonce,
                 gas_limit: s.gas_limit,
@@ -222,7 +236,10 @@ fn build_block(spec: SpecId, specs: &[TxSpec]) -> Block {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+    // PROPTEST_CASES raises the count for a deeper run.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256)
+    ))]
 
     #[test]
     fn parallel_equals_sequential(spec in spec_id(), txs in prop::collection::vec(tx_spec(), 1..24)) {
@@ -246,25 +263,30 @@ proptest! {
 
 #[test]
 fn the_universe_exercises_what_it_claims() {
-    // A fixed block that creates, calls and destroys children, so the generator's building
-    // blocks are known to work (and the differential test is not comparing trivial failures).
+    // A fixed block that creates, counts in, destroys and re-creates a child at one address,
+    // so the generator's building blocks are known to work (and the differential test is not
+    // comparing trivial failures).
     let storage = storage();
-    let tx = |sender: usize, target: Address, arg0: u8, value: u64| TxSpec {
+    let tx = |sender: usize, target: Address, arg0: u8, arg1: u64| TxSpec {
         sender,
         target: targets().iter().position(|t| *t == target).unwrap(),
-        value,
+        value: 0,
         arg0,
-        arg1: 5,
+        arg1,
         gas_limit: 200_000,
         nonce_skew: 0,
+        delegate: None,
     };
     let block = build_block(
         SpecId::SHANGHAI,
         &[
-            tx(0, FACTORY2, 1, 0),
-            tx(1, child2(1), 0, 7),
-            tx(2, STORE, 1, 0),
-            tx(3, INSPECT, 0, 0),
+            tx(0, FACTORY2, 1, 5),  // create child 1
+            tx(1, child2(1), 0, 0), // its slot 0 counts to 1
+            tx(1, child2(1), 0, 5), // slot 0 counts to 2, then it self-destructs
+            tx(0, FACTORY2, 1, 5),  // re-created at the same address: fresh storage
+            tx(2, child2(1), 0, 0), // slot 0 counts to 1 again
+            tx(2, STORE, 1, 5),
+            tx(3, INSPECT, 0, 5),
         ],
     );
     let output = execute_sequential(&storage, &block).unwrap();
@@ -273,14 +295,81 @@ fn the_universe_exercises_what_it_claims() {
         "{:#?}",
         output.results
     );
-    // The child was created, then destroyed by the call (pre-Cancun), paying its caller.
+    let child = child2(1);
+    assert!(
+        output
+            .state
+            .account(&child)
+            .expect("the child exists")
+            .storage_wiped
+    );
     assert_eq!(
-        output.state.info(&child2(1)),
-        None,
-        "created and destroyed in the block"
+        output.state.slot(&child, &U256::ZERO),
+        Some(U256::from(1)),
+        "storage not wiped"
+    );
+    assert_eq!(
+        output.state.slot(&child, &U256::from(1)),
+        Some(U256::from(1)),
+        "constructor write lost"
     );
     assert_eq!(
         output.state.slot(&STORE, &U256::from(1)),
         Some(U256::from(5))
     );
+    for threads in [2, 4] {
+        let options = Options {
+            sequential_below: 0,
+            ..Options::with_concurrency(threads)
+        };
+        assert!(
+            execute(&storage, &block, &options).unwrap() == output,
+            "{threads} threads"
+        );
+    }
+}
+
+#[test]
+fn delegations_make_an_eoa_run_contract_code() {
+    let storage = storage();
+    let spec = |sender, target: Address, delegate| TxSpec {
+        sender,
+        target: targets().iter().position(|t| *t == target).unwrap(),
+        value: 0,
+        arg0: 1,
+        arg1: 3,
+        gas_limit: 200_000,
+        nonce_skew: 0,
+        delegate,
+    };
+    // E0 authorises E2 -> STORE; then E1 calls E2, which runs STORE's code in E2's storage.
+    let block = build_block(
+        SpecId::PRAGUE,
+        &[spec(0, EOAS[1], Some((2, 0))), spec(1, EOAS[2], None)],
+    );
+    let output = execute_sequential(&storage, &block).unwrap();
+    assert!(
+        output.results.iter().all(|r| r.is_success()),
+        "{:#?}",
+        output.results
+    );
+    let delegated = output.state.info(&EOAS[2]).unwrap().unwrap();
+    assert_eq!(
+        output.state.contracts[&delegated.code_hash].original_bytes()[..3],
+        [0xef, 0x01, 0x00]
+    );
+    assert_eq!(
+        output.state.slot(&EOAS[2], &U256::from(1)),
+        Some(U256::from(3))
+    );
+    for threads in [2, 4] {
+        let options = Options {
+            sequential_below: 0,
+            ..Options::with_concurrency(threads)
+        };
+        assert!(
+            execute(&storage, &block, &options).unwrap() == output,
+            "{threads} threads"
+        );
+    }
 }
