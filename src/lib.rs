@@ -19,6 +19,7 @@
 //! Storage is anything that implements revm's [`DatabaseRef`](revm::DatabaseRef): revm's
 //! `CacheDB`, a reth state provider, or the [`InMemoryStorage`] shipped here.
 
+mod assembly;
 pub mod block;
 pub mod error;
 mod evm;

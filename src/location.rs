@@ -75,6 +75,14 @@ impl LocationIndex {
         })
     }
 
+    /// Every location with its id (for output assembly, after execution).
+    pub(crate) fn entries(&self) -> Vec<(Location, LocId)> {
+        self.ids
+            .iter()
+            .map(|entry| (*entry.key(), *entry.value()))
+            .collect()
+    }
+
     /// Number of ids given so far.
     pub(crate) fn len(&self) -> usize {
         self.next.load(Ordering::Relaxed)

@@ -114,10 +114,13 @@ impl Drop for Entry {
     }
 }
 
+/// One location's versions and base value. Both are allocated on first use, so that a cell
+/// is a few words (one cache line with its padding) and most cells, read but never written,
+/// never allocate a version map.
 #[derive(Default)]
 struct Cell {
-    versions: SkipMap<TxIdx, Entry>,
-    base: OnceLock<BaseValue>,
+    versions: OnceLock<Box<SkipMap<TxIdx, Entry>>>,
+    base: OnceLock<Box<BaseValue>>,
 }
 
 /// What a read of a location by some transaction finds.
@@ -195,8 +198,11 @@ impl MvMemory {
     /// What transaction `tx` reads at `location`: the highest writer below it.
     pub(crate) fn read(&self, location: LocId, tx: TxIdx) -> ReadResult {
         let guard = epoch::pin();
+        let Some(versions) = self.cell(location).versions.get() else {
+            return ReadResult::Base;
+        };
         let mut fees: SmallVec<[U256; 4]> = SmallVec::new();
-        for entry in self.cell(location).versions.range(..tx).rev() {
+        for entry in versions.range(..tx).rev() {
             let writer = *entry.key();
             let entry = entry.value().load(&guard);
             match &entry.data {
@@ -234,15 +240,13 @@ impl MvMemory {
 
     /// The cached pre-block value of `location`, if some reader loaded it.
     pub(crate) fn base(&self, location: LocId) -> Option<&BaseValue> {
-        self.cell(location).base.get()
+        self.cell(location).base.get().map(|base| &**base)
     }
 
     /// Caches the pre-block value of `location`; returns the cached one if another reader
     /// got there first (both read the same storage, so they agree).
     pub(crate) fn set_base(&self, location: LocId, value: BaseValue) -> &BaseValue {
-        let cell = self.cell(location);
-        let _ = cell.base.set(value);
-        cell.base.get().expect("just set")
+        self.cell(location).base.get_or_init(|| Box::new(value))
     }
 
     /// Applies `fees` on top of `start` (or the cached base value).
@@ -263,6 +267,66 @@ impl MvMemory {
             value.info = credit_reward(value.info.take(), *fee, self.delete_touched_empty);
         }
         Some(value)
+    }
+
+    /// The value the last writer left at an account location, with trailing fees credited on
+    /// top of it (or of `base`, the pre-block value, when only fees were written); `None` when
+    /// no transaction's final incarnation writes it.
+    pub(crate) fn final_account(
+        &self,
+        location: LocId,
+        base: &Option<AccountInfo>,
+    ) -> Option<AccountValue> {
+        let versions = self.cell(location).versions.get()?;
+        let guard = epoch::pin();
+        let mut fees: SmallVec<[U256; 4]> = SmallVec::new();
+        let mut start = None;
+        for entry in versions.iter().rev() {
+            match &entry.value().load(&guard).data {
+                EntryData::Absent => continue,
+                EntryData::Written(WriteValue::Reward(fee)) => fees.push(*fee),
+                EntryData::Written(WriteValue::Account(value)) => {
+                    start = Some(value.clone());
+                    break;
+                }
+                EntryData::Written(WriteValue::Storage(_)) | EntryData::Estimate => {
+                    unreachable!("after execution, account cells hold account values and fees")
+                }
+            }
+        }
+        if start.is_none() && fees.is_empty() {
+            return None;
+        }
+        let mut value = start.unwrap_or_else(|| AccountValue {
+            info: base.clone(),
+            wiped_at: None,
+        });
+        for fee in fees.iter().rev() {
+            value.info = credit_reward(value.info.take(), *fee, self.delete_touched_empty);
+        }
+        Some(value)
+    }
+
+    /// Whether any transaction ever wrote `location` in this block.
+    pub(crate) fn is_written(&self, location: LocId) -> bool {
+        self.cell(location).versions.get().is_some()
+    }
+
+    /// The last writer and value at a storage location; `None` when no transaction's final
+    /// incarnation writes it.
+    pub(crate) fn final_storage(&self, location: LocId) -> Option<(TxIdx, U256)> {
+        let versions = self.cell(location).versions.get()?;
+        let guard = epoch::pin();
+        versions
+            .iter()
+            .rev()
+            .find_map(|entry| match &entry.value().load(&guard).data {
+                EntryData::Absent => None,
+                EntryData::Written(WriteValue::Storage(value)) => Some((*entry.key(), *value)),
+                EntryData::Written(_) | EntryData::Estimate => {
+                    unreachable!("after execution, storage cells hold storage values")
+                }
+            })
     }
 
     /// Publishes the writes of incarnation `incarnation` of `tx` and drops the entries of
@@ -304,9 +368,13 @@ impl MvMemory {
         guard: &Guard,
     ) {
         let mut state = Some(EntryState { incarnation, data });
-        let entry = self.cell(location).versions.get_or_insert_with(tx, || {
-            Entry(Atomic::new(state.take().expect("called once")))
-        });
+        let entry = self
+            .cell(location)
+            .versions
+            .get_or_init(Default::default)
+            .get_or_insert_with(tx, || {
+                Entry(Atomic::new(state.take().expect("called once")))
+            });
         if let Some(state) = state {
             // AcqRel: Release publishes the new state to readers; Acquire orders the swap
             // after the previous writer's, whose state we free.

@@ -1,15 +1,15 @@
 //! What an execution returns: per-transaction results and the block's net state changes.
 //!
 //! The sequential reference and the parallel engine build the same [`BlockOutput`], so that
-//! tests compare them with `==`. State changes are kept in ordered maps: the output is
-//! canonical (one representation per outcome) and prints and diffs deterministically.
-
-use std::collections::BTreeMap;
+//! tests compare them with `==`. The state changes are canonical (one representation per
+//! outcome); they are kept in hash maps, which compare by content, because sorting a large
+//! block's changes would cost more than building them. Sort the keys to print them in order.
 
 use revm::bytecode::Bytecode;
 use revm::context::result::{ExecutionResult, HaltReason, Output};
 use revm::database::BundleState;
-use revm::primitives::{Address, B256, Log, U256, map::HashMap};
+use revm::primitives::map::{AddressMap, B256Map, HashMap, U256Map};
+use revm::primitives::{Address, Log, U256};
 use revm::state::AccountInfo;
 
 /// The outcome of executing a block.
@@ -72,9 +72,9 @@ impl TxResult {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StateChanges {
     /// Changed accounts, by address.
-    pub accounts: BTreeMap<Address, AccountChange>,
+    pub accounts: AddressMap<AccountChange>,
     /// Code deployed during the block (contract creation, EIP-7702 delegation), by code hash.
-    pub contracts: BTreeMap<B256, Bytecode>,
+    pub contracts: B256Map<Bytecode>,
 }
 
 /// How one account changed over the block.
@@ -91,7 +91,7 @@ pub struct AccountChange {
     pub storage_wiped: bool,
     /// Slots whose value after the block differs from before it (or, after a wipe, slots
     /// that are non-zero).
-    pub storage: BTreeMap<U256, SlotChange>,
+    pub storage: U256Map<SlotChange>,
 }
 
 /// One storage slot's value before and after the block.

@@ -14,6 +14,7 @@ use revm::context::result::{EVMError, InvalidTransaction};
 use revm::database_interface::DatabaseRef;
 use revm::primitives::hardfork::SpecId;
 
+use crate::assembly;
 use crate::block::Block;
 use crate::error::BlockError;
 use crate::evm::block_evm;
@@ -22,7 +23,6 @@ use crate::mv_memory::{MvMemory, Read, Version};
 use crate::output::{BlockOutput, TxResult};
 use crate::scheduler::{Scheduler, Task};
 use crate::sequential::execute_sequential;
-use crate::state_cache::StateCache;
 use crate::sync::{AtomicBool, Mutex, Ordering, lock};
 use crate::vm::{BlockContext, ExecutedTx, IncarnationOutcome, VmDb, execute_incarnation};
 
@@ -110,8 +110,20 @@ where
     if let Some(message) = lock(&run.panic).take() {
         return Err(BlockError::WorkerPanicked { message });
     }
-    assemble(storage, block, run.slots)
+    let Run { slots, .. } = run;
+    let results = results(slots)?;
+    let state = assembly::state_changes(storage, &memory, &index, threads)
+        .map_err(|error| BlockError::storage(error.tx as usize, error.source))?;
+    // Freeing a large block's multi-version memory takes milliseconds: do it off the
+    // caller's path.
+    if txs >= BACKGROUND_DROP_TXS {
+        std::thread::spawn(move || drop((memory, index)));
+    }
+    Ok(BlockOutput { results, state })
 }
+
+/// Blocks at least this large free their internal structures on a background thread.
+const BACKGROUND_DROP_TXS: usize = 1_000;
 
 /// The last incarnation of one transaction: what it read and what it produced.
 struct TxSlot<E> {
@@ -221,40 +233,26 @@ impl<S: DatabaseRef + Sync> Run<'_, S> {
     }
 }
 
-/// Folds the final incarnations in block order into the block's output.
-fn assemble<S: DatabaseRef>(
-    storage: &S,
-    block: &Block,
-    slots: Vec<CachePadded<Mutex<TxSlot<S::Error>>>>,
-) -> Result<BlockOutput, BlockError> {
-    let mut cache = StateCache::new(storage, block.spec());
+/// Per-transaction results in block order, or the lowest transaction's error.
+fn results<E: std::error::Error + Send + Sync + 'static>(
+    slots: Vec<CachePadded<Mutex<TxSlot<E>>>>,
+) -> Result<Vec<TxResult>, BlockError> {
     let mut results = Vec::with_capacity(slots.len());
     let mut cumulative_gas_used = 0u64;
     for (index, slot) in slots.into_iter().enumerate() {
         let slot = CachePadded::into_inner(slot)
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let executed = match slot.output {
-            Some(Ok(executed)) => executed,
+        let result = match slot.output {
+            Some(Ok(result)) => result,
             Some(Err(error)) => return Err(BlockError::from_evm(index, error)),
             None => unreachable!("the scheduler finished with transaction {index} never executed"),
         };
-        cache
-            .commit_tx(executed.state)
-            .map_err(|error| BlockError::storage(index, error))?;
-        if let Some(fee) = executed.pending_reward {
-            cache
-                .credit_reward(block.env.beneficiary, fee)
-                .map_err(|error| BlockError::storage(index, error))?;
-        }
-        cumulative_gas_used += executed.result.tx_gas_used();
+        cumulative_gas_used += result.tx_gas_used();
         results.push(TxResult {
-            result: executed.result,
+            result,
             cumulative_gas_used,
         });
     }
-    Ok(BlockOutput {
-        results,
-        state: cache.into_changes(),
-    })
+    Ok(results)
 }

@@ -26,7 +26,10 @@ pub fn execute_sequential<S>(storage: &S, block: &Block) -> Result<BlockOutput, 
 where
     S: DatabaseRef,
 {
-    let mut evm = block_evm(StateCache::new(storage, block.spec()), block);
+    let mut evm = block_evm(
+        StateCache::new(storage, block.spec(), block.txs.len()),
+        block,
+    );
     let mut results = Vec::with_capacity(block.txs.len());
     let mut cumulative_gas_used = 0u64;
     for (index, tx) in block.txs.iter().enumerate() {

@@ -2,21 +2,19 @@
 //! executed transaction's changes are committed in order, and from which the block's net
 //! [`StateChanges`] are read at the end.
 //!
-//! The sequential reference executes against it directly. Its commit rules are the single
+//! The sequential reference executes against it directly. [`AccountCommit`] is the single
 //! definition of how one transaction's revm state diff becomes block state (self-destruct,
-//! creation, EIP-161 deletion of touched empty accounts), so any other path that assembles a
-//! block's state must go through [`StateCache::commit_tx`] as well.
-
-use std::collections::BTreeMap;
+//! creation, EIP-161 deletion of touched empty accounts): the parallel engine's write sets
+//! (`vm`) apply the same rules, and its assembly (`assembly`) reads the result with the same
+//! notion of "changed" as [`StateCache::into_changes`].
 
 use revm::bytecode::Bytecode;
 use revm::database_interface::{Database, DatabaseRef};
 use revm::primitives::hardfork::SpecId;
-use revm::primitives::map::{Entry, HashMap};
+use revm::primitives::map::{AddressMap, B256Map, Entry, HashMap, U256Map};
 use revm::primitives::{Address, B256, KECCAK_EMPTY, StorageKey, StorageValue, U256};
 use revm::state::{Account, AccountInfo, EvmState};
 
-use crate::mv_memory::credit_reward;
 use crate::output::{AccountChange, SlotChange, StateChanges};
 
 /// How a touched account of a transaction's state diff lands in the block's state: the one
@@ -100,7 +98,7 @@ impl CachedAccount {
 
     /// The account's net change over the block, or `None` when nothing observable changed.
     fn into_change(self) -> Option<AccountChange> {
-        let storage: BTreeMap<U256, SlotChange> = self
+        let storage: U256Map<SlotChange> = self
             .storage
             .into_iter()
             .filter(|(_, slot)| {
@@ -154,11 +152,12 @@ pub(crate) struct StateCache<'s, S> {
 }
 
 impl<'s, S: DatabaseRef> StateCache<'s, S> {
-    /// An empty cache over `storage` for a block of fork `spec`.
-    pub(crate) fn new(storage: &'s S, spec: SpecId) -> Self {
+    /// An empty cache over `storage` for a block of `txs` transactions of fork `spec`.
+    pub(crate) fn new(storage: &'s S, spec: SpecId, txs: usize) -> Self {
         Self {
             storage,
-            accounts: HashMap::default(),
+            // Most transactions touch two or three accounts: size once, never rehash.
+            accounts: HashMap::with_capacity_and_hasher(txs * 3, Default::default()),
             codes: HashMap::default(),
             delete_touched_empty: spec.is_enabled_in(SpecId::SPURIOUS_DRAGON),
         }
@@ -229,27 +228,15 @@ impl<'s, S: DatabaseRef> StateCache<'s, S> {
         Ok(())
     }
 
-    /// Credits a beneficiary fee that revm did not credit inside the transaction.
-    pub(crate) fn credit_reward(
-        &mut self,
-        beneficiary: Address,
-        fee: U256,
-    ) -> Result<(), S::Error> {
-        let delete_touched_empty = self.delete_touched_empty;
-        let cached = self.account(beneficiary)?;
-        cached.current = credit_reward(cached.current.take(), fee, delete_touched_empty);
-        Ok(())
-    }
-
     /// The block's net state changes. `contracts` holds the code of every account whose code
     /// hash the block changed, whatever code the block happened to load.
     pub(crate) fn into_changes(self) -> StateChanges {
-        let accounts: BTreeMap<Address, AccountChange> = self
+        let accounts: AddressMap<AccountChange> = self
             .accounts
             .into_iter()
             .filter_map(|(address, account)| account.into_change().map(|c| (address, c)))
             .collect();
-        let mut contracts = BTreeMap::new();
+        let mut contracts = B256Map::default();
         for change in accounts.values() {
             let Some(info) = &change.info else { continue };
             let original_hash = change.original.as_ref().map(|o| o.code_hash);

@@ -308,15 +308,8 @@ where
     }
 }
 
-/// A transaction's final effect, kept for output assembly.
-#[derive(Debug)]
-pub(crate) struct ExecutedTx {
-    pub(crate) result: ExecutionResult<HaltReason>,
-    /// revm's state diff; holds the fee already when the transaction touched the beneficiary.
-    pub(crate) state: EvmState,
-    /// A fee still to credit to the beneficiary after `state` is committed.
-    pub(crate) pending_reward: Option<U256>,
-}
+/// A transaction's result, kept for output assembly (its state lives in MvMemory).
+pub(crate) type ExecutedTx = ExecutionResult<HaltReason>;
 
 /// What one incarnation produced (returned by value once per incarnation, so the size
 /// difference between the variants costs a move, not an allocation).
@@ -388,10 +381,6 @@ pub(crate) fn execute_incarnation<'a, S: DatabaseRef>(
     IncarnationOutcome::Finished {
         reads,
         writes,
-        output: Ok(ExecutedTx {
-            result: output,
-            state,
-            pending_reward,
-        }),
+        output: Ok(output),
     }
 }

@@ -1,7 +1,6 @@
 //! The parallel engine's failure modes: storage errors and worker panics end the block with
 //! an error, as sequential execution would, and leave the process usable.
 
-
 use blockstm_evm::revm::DatabaseRef;
 use blockstm_evm::revm::bytecode::Bytecode;
 use blockstm_evm::revm::database_interface::DBErrorMarker;

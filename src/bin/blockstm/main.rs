@@ -2,6 +2,11 @@
 
 mod bench;
 
+/// mimalloc keeps freed memory for reuse; with the system allocator every block's large maps
+/// are fresh pages, and page faults dominate both engines (as with jemalloc in reth).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
