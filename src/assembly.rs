@@ -43,8 +43,10 @@ pub(crate) fn state_changes<S: DatabaseRef + Sync>(
     index: &LocationIndex,
     threads: usize,
 ) -> Result<StateChanges, AssemblyError<S::Error>> {
-    let mut by_account: AddressMap<AccountLocations> = AddressMap::default();
-    for (location, id) in index.entries() {
+    let entries = index.entries();
+    let mut by_account: AddressMap<AccountLocations> =
+        AddressMap::with_capacity_and_hasher(entries.len(), Default::default());
+    for (location, id) in entries {
         match location {
             Location::Account(address) => by_account.entry(address).or_default().account = Some(id),
             Location::Storage(address, key) if memory.is_written(id) => {

@@ -281,7 +281,9 @@ impl MvMemory {
         let guard = epoch::pin();
         let mut fees: SmallVec<[U256; 4]> = SmallVec::new();
         let mut start = None;
-        for entry in versions.iter().rev() {
+        let mut next = versions.back();
+        while let Some(entry) = next {
+            next = entry.prev();
             match &entry.value().load(&guard).data {
                 EntryData::Absent => continue,
                 EntryData::Written(WriteValue::Reward(fee)) => fees.push(*fee),
@@ -317,16 +319,19 @@ impl MvMemory {
     pub(crate) fn final_storage(&self, location: LocId) -> Option<(TxIdx, U256)> {
         let versions = self.cell(location).versions.get()?;
         let guard = epoch::pin();
-        versions
-            .iter()
-            .rev()
-            .find_map(|entry| match &entry.value().load(&guard).data {
-                EntryData::Absent => None,
-                EntryData::Written(WriteValue::Storage(value)) => Some((*entry.key(), *value)),
+        // The last entry is the answer unless a transaction stopped writing here (rare).
+        let mut entry = versions.back()?;
+        loop {
+            match &entry.value().load(&guard).data {
+                EntryData::Written(WriteValue::Storage(value)) => {
+                    return Some((*entry.key(), *value));
+                }
+                EntryData::Absent => entry = entry.prev()?,
                 EntryData::Written(_) | EntryData::Estimate => {
                     unreachable!("after execution, storage cells hold storage values")
                 }
-            })
+            }
+        }
     }
 
     /// Publishes the writes of incarnation `incarnation` of `tx` and drops the entries of
