@@ -9,7 +9,7 @@
 use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crossbeam_utils::CachePadded;
+use crossbeam_utils::{Backoff, CachePadded};
 use revm::context::result::{EVMError, InvalidTransaction};
 use revm::database_interface::DatabaseRef;
 use revm::primitives::hardfork::SpecId;
@@ -169,6 +169,9 @@ impl<S: DatabaseRef + Sync> Run<'_, S> {
     fn work_loop(&self) {
         let mut evm = block_evm(VmDb::new(&self.context), self.block);
         let mut task = None;
+        // Spin briefly, then yield: with more workers than cores, idle spinners would take
+        // the cores from the workers that hold the tasks everyone waits for.
+        let backoff = Backoff::new();
         while !self.abandoned.load(Ordering::SeqCst) {
             task = match task.take() {
                 Some(Task::Execute(version)) => self.execute(&mut evm, version),
@@ -176,8 +179,10 @@ impl<S: DatabaseRef + Sync> Run<'_, S> {
                 None if self.scheduler.done() => break,
                 None => {
                     let next = self.scheduler.next_task();
-                    if next.is_none() {
-                        std::hint::spin_loop();
+                    if next.is_some() {
+                        backoff.reset();
+                    } else {
+                        backoff.snooze();
                     }
                     next
                 }
