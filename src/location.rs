@@ -3,9 +3,9 @@
 //! A [`Location`] is what a transaction reads or writes: an account's basic info (balance,
 //! nonce, code hash) or one storage slot. Each gets a dense [`LocId`] so that MvMemory keeps
 //! its cells in an array and read sets hold plain integers. Locations the block predicts
-//! (senders, recipients, the beneficiary, access lists) are indexed before execution and get
-//! the lowest ids; locations met during execution are added on the fly. An id, once given,
-//! never changes for the rest of the block.
+//! (senders, recipients, access lists) are indexed by the workers as they start, each for its
+//! share of the transactions, ahead of execution; the beneficiary is id 0; locations met during
+//! execution are added on the fly. An id, once given, never changes for the rest of the block.
 
 use dashmap::DashMap;
 use revm::context::TxEnv;
@@ -41,26 +41,37 @@ pub(crate) struct LocationIndex {
 }
 
 impl LocationIndex {
-    /// An index holding the locations `block_txs` predict, with `beneficiary` first.
-    pub(crate) fn predicted(beneficiary: Address, block_txs: &[TxEnv]) -> Self {
+    /// An empty index with room for about `capacity` locations, holding `beneficiary` (id 0).
+    pub(crate) fn new(beneficiary: Address, capacity: usize) -> Self {
         let index = Self {
-            ids: DashMap::with_capacity_and_hasher(block_txs.len() * 4, FastBuildHasher::default()),
+            ids: DashMap::with_capacity_and_hasher(capacity, FastBuildHasher::default()),
             next: AtomicUsize::new(0),
         };
         index.id(Location::Account(beneficiary));
-        for tx in block_txs {
-            index.id(Location::Account(tx.caller));
-            if let TxKind::Call(to) = tx.kind {
-                index.id(Location::Account(to));
-            }
-            for item in tx.access_list.iter() {
-                index.id(Location::Account(item.address));
-                for key in &item.storage_keys {
-                    index.id(Location::Storage(item.address, (*key).into()));
-                }
+        index
+    }
+
+    /// An index holding the locations `block_txs` predict, with `beneficiary` first.
+    #[cfg(test)]
+    pub(crate) fn predicted(beneficiary: Address, block_txs: &[TxEnv]) -> Self {
+        let index = Self::new(beneficiary, block_txs.len() * 4);
+        block_txs.iter().for_each(|tx| index.predict(tx));
+        index
+    }
+
+    /// Indexes the locations `tx` will surely touch: its sender, its recipient and its
+    /// EIP-2930 access list. Workers call it for their share of the block as they start.
+    pub(crate) fn predict(&self, tx: &TxEnv) {
+        self.id(Location::Account(tx.caller));
+        if let TxKind::Call(to) = tx.kind {
+            self.id(Location::Account(to));
+        }
+        for item in tx.access_list.iter() {
+            self.id(Location::Account(item.address));
+            for key in &item.storage_keys {
+                self.id(Location::Storage(item.address, (*key).into()));
             }
         }
-        index
     }
 
     /// The id of `location`, giving it the next free id on first sight.
@@ -84,6 +95,7 @@ impl LocationIndex {
     }
 
     /// Number of ids given so far.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.next.load(Ordering::Relaxed)
     }

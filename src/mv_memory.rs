@@ -279,31 +279,33 @@ impl MvMemory {
     ) -> Option<AccountValue> {
         let versions = self.cell(location).versions.get()?;
         let guard = epoch::pin();
+        // Forward: each step is O(1), where stepping back in a skip list is a search. The
+        // beneficiary's cell holds one fee per transaction.
         let mut fees: SmallVec<[U256; 4]> = SmallVec::new();
         let mut start = None;
-        let mut next = versions.back();
-        while let Some(entry) = next {
-            next = entry.prev();
+        let mut written = false;
+        for entry in versions.iter() {
             match &entry.value().load(&guard).data {
                 EntryData::Absent => continue,
                 EntryData::Written(WriteValue::Reward(fee)) => fees.push(*fee),
                 EntryData::Written(WriteValue::Account(value)) => {
-                    start = Some(value.clone());
-                    break;
+                    start = Some(value);
+                    fees.clear();
                 }
                 EntryData::Written(WriteValue::Storage(_)) | EntryData::Estimate => {
                     unreachable!("after execution, account cells hold account values and fees")
                 }
             }
+            written = true;
         }
-        if start.is_none() && fees.is_empty() {
+        if !written {
             return None;
         }
-        let mut value = start.unwrap_or_else(|| AccountValue {
+        let mut value = start.cloned().unwrap_or_else(|| AccountValue {
             info: base.clone(),
             wiped_at: None,
         });
-        for fee in fees.iter().rev() {
+        for fee in &fees {
             value.info = credit_reward(value.info.take(), *fee, self.delete_touched_empty);
         }
         Some(value)

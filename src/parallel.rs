@@ -83,8 +83,10 @@ where
     }
     let spec = block.spec();
     let delete_touched_empty = spec.is_enabled_in(SpecId::SPURIOUS_DRAGON);
-    let index = LocationIndex::predicted(block.env.beneficiary, &block.txs);
-    let memory = MvMemory::new(txs, index.len(), delete_touched_empty);
+    // Most transactions touch three or four locations.
+    let expected_locations = txs * 4;
+    let index = LocationIndex::new(block.env.beneficiary, expected_locations);
+    let memory = MvMemory::new(txs, expected_locations, delete_touched_empty);
     let run = Run {
         block,
         context: BlockContext {
@@ -102,10 +104,11 @@ where
         panic: Mutex::new(None),
     };
     std::thread::scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(|| run.work());
+        for worker in 1..threads {
+            let run = &run;
+            scope.spawn(move || run.work(worker, threads));
         }
-        run.work();
+        run.work(0, threads);
     });
     if let Some(message) = lock(&run.panic).take() {
         return Err(BlockError::WorkerPanicked { message });
@@ -152,8 +155,13 @@ struct Run<'a, S: DatabaseRef> {
 }
 
 impl<S: DatabaseRef + Sync> Run<'_, S> {
-    fn work(&self) {
-        let outcome = catch_unwind(AssertUnwindSafe(|| self.work_loop()));
+    fn work(&self, worker: usize, workers: usize) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            for tx in self.block.txs.iter().skip(worker).step_by(workers) {
+                self.context.index.predict(tx);
+            }
+            self.work_loop()
+        }));
         if let Err(payload) = outcome {
             let message = payload
                 .downcast_ref::<&str>()
