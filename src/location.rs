@@ -34,6 +34,9 @@ impl LocId {
 
 type FastBuildHasher = revm::primitives::map::DefaultHashBuilder;
 
+/// Shards of the location map (a power of two).
+const SHARDS: usize = 256;
+
 /// The block's location index: location to id, concurrently extensible.
 pub(crate) struct LocationIndex {
     ids: DashMap<Location, LocId, FastBuildHasher>,
@@ -44,7 +47,13 @@ impl LocationIndex {
     /// An empty index with room for about `capacity` locations, holding `beneficiary` (id 0).
     pub(crate) fn new(beneficiary: Address, capacity: usize) -> Self {
         let index = Self {
-            ids: DashMap::with_capacity_and_hasher(capacity, FastBuildHasher::default()),
+            // Many shards: two workers rarely share a shard's lock word (a read lock still
+            // writes it), which would bounce its cache line between cores.
+            ids: DashMap::with_capacity_and_hasher_and_shard_amount(
+                capacity,
+                FastBuildHasher::default(),
+                SHARDS,
+            ),
             next: AtomicUsize::new(0),
         };
         index.id(Location::Account(beneficiary));

@@ -63,6 +63,8 @@ pub(crate) struct VmDb<'a, S> {
     reads: Vec<Read>,
     /// Accounts this incarnation read, with their ids and values.
     accounts: HashMap<Address, (LocId, AccountValue)>,
+    /// Ids of the slots this incarnation read, so the write set needs no second index look-up.
+    slots: HashMap<(Address, U256), LocId>,
     blocked_on: Option<TxIdx>,
 }
 
@@ -73,6 +75,7 @@ impl<'a, S: DatabaseRef> VmDb<'a, S> {
             tx: 0,
             reads: Vec::new(),
             accounts: HashMap::default(),
+            slots: HashMap::default(),
             blocked_on: None,
         }
     }
@@ -81,6 +84,7 @@ impl<'a, S: DatabaseRef> VmDb<'a, S> {
         self.tx = tx;
         self.reads = Vec::new();
         self.accounts.clear();
+        self.slots.clear();
         self.blocked_on = None;
     }
 
@@ -191,7 +195,11 @@ impl<'a, S: DatabaseRef> VmDb<'a, S> {
             if commit.keeps_slot_writes {
                 for (key, slot) in &account.storage {
                     if slot.is_changed() {
-                        let location = self.ctx.index.id(Location::Storage(*address, *key));
+                        let location = match self.slots.get(&(*address, *key)) {
+                            Some(id) => *id,
+                            // A created account's slots are written without being read.
+                            None => self.ctx.index.id(Location::Storage(*address, *key)),
+                        };
                         writes.push((location, WriteValue::Storage(slot.present_value())));
                     }
                 }
@@ -219,6 +227,7 @@ impl<S: DatabaseRef> Database for VmDb<'_, S> {
     fn storage(&mut self, address: Address, key: StorageKey) -> Result<StorageValue, Self::Error> {
         let wiped_at = self.read_account(address)?.wiped_at;
         let location = self.ctx.index.id(Location::Storage(address, key));
+        self.slots.insert((address, key), location);
         let (origin, value) = match self.ctx.memory.read(location, self.tx) {
             ReadResult::Base if wiped_at.is_some() => (ReadOrigin::Base, U256::ZERO),
             ReadResult::Base => {

@@ -126,7 +126,7 @@ fn storage() -> InMemoryStorage {
 struct TxSpec {
     sender: usize,
     target: usize,
-    value: u64,
+    value: u128,
     arg0: u8,
     arg1: u64,
     gas_limit: u64,
@@ -139,7 +139,13 @@ fn tx_spec() -> impl Strategy<Value = TxSpec> {
     (
         0..EOAS.len(),
         0..targets().len(),
-        prop_oneof![Just(0u64), 1..1_000u64, Just(10u64.pow(18))],
+        // 10^22 is more than any EOA holds: an invalid transaction (lack of funds).
+        prop_oneof![
+            10 => Just(0u128),
+            10 => 1..1_000u128,
+            10 => Just(10u128.pow(18)),
+            1 => Just(10u128.pow(22)),
+        ],
         0..4u8,
         0..4u64,
         prop_oneof![4 => Just(200_000u64), 1 => Just(21_000u64), 1 => Just(60_000u64)],
