@@ -1,53 +1,11 @@
 //! The parallel engine's failure modes: storage errors and worker panics end the block with
 //! an error, as sequential execution would, and leave the process usable.
 
-use blockstm_evm::revm::DatabaseRef;
-use blockstm_evm::revm::bytecode::Bytecode;
-use blockstm_evm::revm::database_interface::DBErrorMarker;
-use blockstm_evm::revm::primitives::{Address, B256, StorageKey, U256};
-use blockstm_evm::revm::state::AccountInfo;
+mod common;
+
 use blockstm_evm::workloads::{Workload, WorkloadKind, WorkloadSpec};
-use blockstm_evm::{BlockError, InMemoryStorage, Options, execute, execute_sequential};
-
-/// How [`Faulty`] storage misbehaves on its poisoned address.
-#[derive(Clone, Copy)]
-enum Fault {
-    Error,
-    Panic,
-}
-
-struct Faulty {
-    inner: InMemoryStorage,
-    poisoned: Address,
-    fault: Fault,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("disk on fire")]
-struct DiskError;
-impl DBErrorMarker for DiskError {}
-
-impl DatabaseRef for Faulty {
-    type Error = DiskError;
-    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, DiskError> {
-        if address == self.poisoned {
-            match self.fault {
-                Fault::Error => return Err(DiskError),
-                Fault::Panic => panic!("storage exploded"),
-            }
-        }
-        Ok(self.inner.basic_ref(address).unwrap())
-    }
-    fn code_by_hash_ref(&self, hash: B256) -> Result<Bytecode, DiskError> {
-        self.inner.code_by_hash_ref(hash).map_err(|_| DiskError)
-    }
-    fn storage_ref(&self, address: Address, key: StorageKey) -> Result<U256, DiskError> {
-        Ok(self.inner.storage_ref(address, key).unwrap())
-    }
-    fn block_hash_ref(&self, number: u64) -> Result<B256, DiskError> {
-        Ok(self.inner.block_hash_ref(number).unwrap())
-    }
-}
+use blockstm_evm::{BlockError, Options, execute, execute_sequential};
+use common::{Fault, Faulty};
 
 fn faulty(workload: &Workload, poisoned_tx: usize, fault: Fault) -> Faulty {
     let poisoned = match workload.block.txs[poisoned_tx].kind {
@@ -87,6 +45,13 @@ fn a_storage_error_is_reported_at_the_lowest_failing_transaction() {
 
 #[test]
 fn a_panicking_worker_fails_the_block_and_the_next_block_runs() {
+    // The panic is expected: keep its message out of the test output.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&"storage exploded") {
+            default_hook(info);
+        }
+    }));
     let workload = WorkloadSpec::new(WorkloadKind::Erc20, 300)
         .generate()
         .unwrap();

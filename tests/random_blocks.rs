@@ -16,7 +16,7 @@ use blockstm_evm::revm::context_interface::transaction::{
 };
 use blockstm_evm::revm::primitives::hardfork::SpecId;
 use blockstm_evm::revm::primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
-use blockstm_evm::{Block, InMemoryStorage, Options, execute, execute_sequential};
+use blockstm_evm::{Block, BlockOutput, InMemoryStorage, Options, execute, execute_sequential};
 use proptest::prelude::*;
 
 const EOAS: [Address; 4] = [
@@ -267,6 +267,20 @@ proptest! {
     }
 }
 
+/// `execute` at 2 and 4 threads returns `expected`.
+fn assert_parallel_matches(storage: &InMemoryStorage, block: &Block, expected: &BlockOutput) {
+    for threads in [2, 4] {
+        let options = Options {
+            sequential_below: 0,
+            ..Options::with_concurrency(threads)
+        };
+        assert!(
+            execute(storage, block, &options).unwrap() == *expected,
+            "{threads} threads"
+        );
+    }
+}
+
 #[test]
 fn the_universe_exercises_what_it_claims() {
     // A fixed block that creates, counts in, destroys and re-creates a child at one address,
@@ -323,16 +337,7 @@ fn the_universe_exercises_what_it_claims() {
         output.state.slot(&STORE, &U256::from(1)),
         Some(U256::from(5))
     );
-    for threads in [2, 4] {
-        let options = Options {
-            sequential_below: 0,
-            ..Options::with_concurrency(threads)
-        };
-        assert!(
-            execute(&storage, &block, &options).unwrap() == output,
-            "{threads} threads"
-        );
-    }
+    assert_parallel_matches(&storage, &block, &output);
 }
 
 #[test]
@@ -368,14 +373,5 @@ fn delegations_make_an_eoa_run_contract_code() {
         output.state.slot(&EOAS[2], &U256::from(1)),
         Some(U256::from(3))
     );
-    for threads in [2, 4] {
-        let options = Options {
-            sequential_below: 0,
-            ..Options::with_concurrency(threads)
-        };
-        assert!(
-            execute(&storage, &block, &options).unwrap() == output,
-            "{threads} threads"
-        );
-    }
+    assert_parallel_matches(&storage, &block, &output);
 }

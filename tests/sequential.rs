@@ -2,16 +2,12 @@
 
 mod common;
 
-use blockstm_evm::revm::DatabaseRef;
-use blockstm_evm::revm::bytecode::Bytecode;
 use blockstm_evm::revm::context::result::InvalidTransaction;
-use blockstm_evm::revm::database_interface::DBErrorMarker;
 use blockstm_evm::revm::primitives::hardfork::SpecId;
-use blockstm_evm::revm::primitives::{Address, B256, Bytes, KECCAK_EMPTY, StorageKey, U256};
-use blockstm_evm::revm::state::AccountInfo;
+use blockstm_evm::revm::primitives::{Bytes, KECCAK_EMPTY, U256};
 use blockstm_evm::workloads::{WorkloadKind, WorkloadSpec};
 use blockstm_evm::{BlockError, InMemoryStorage, execute_sequential};
-use common::{ETHER, addr, block, call, code, create, funded};
+use common::{ETHER, Fault, Faulty, addr, block, call, code, create, funded};
 
 #[test]
 fn invalid_nonce_at_index_k_is_reported_at_k() {
@@ -101,42 +97,13 @@ fn header_missing_prevrandao_after_the_merge_is_a_header_error() {
     );
 }
 
-/// Storage that fails on one address.
-struct FailingStorage {
-    inner: InMemoryStorage,
-    poisoned: Address,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("disk on fire")]
-struct DiskError;
-impl DBErrorMarker for DiskError {}
-
-impl DatabaseRef for FailingStorage {
-    type Error = DiskError;
-    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, DiskError> {
-        if address == self.poisoned {
-            return Err(DiskError);
-        }
-        Ok(self.inner.basic_ref(address).unwrap())
-    }
-    fn code_by_hash_ref(&self, hash: B256) -> Result<Bytecode, DiskError> {
-        self.inner.code_by_hash_ref(hash).map_err(|_| DiskError)
-    }
-    fn storage_ref(&self, address: Address, key: StorageKey) -> Result<U256, DiskError> {
-        Ok(self.inner.storage_ref(address, key).unwrap())
-    }
-    fn block_hash_ref(&self, number: u64) -> Result<B256, DiskError> {
-        Ok(self.inner.block_hash_ref(number).unwrap())
-    }
-}
-
 #[test]
 fn storage_failure_is_reported_with_the_transaction_and_the_source() {
     let alice = addr(0xa1);
-    let storage = FailingStorage {
+    let storage = Faulty {
         inner: funded(&[alice]),
         poisoned: addr(0xdd),
+        fault: Fault::Error,
     };
     let txs = vec![
         call(alice, 0, addr(0xb0), U256::ONE, Bytes::new()),
