@@ -14,15 +14,16 @@
 //!   validator that aborted it (`mark_estimates`); the scheduler never lets both run at once.
 //! - An `Estimate` entry stands for a write that an aborted incarnation made and that its next
 //!   incarnation will probably make again: readers wait for it instead of guessing.
-//! - `Reward` entries are lazy: "touch the account and add this fee", resolved on read. Only
-//!   the beneficiary gets them, so fees do not serialise the block (see `vm`).
+//! - `Reward` entries are lazy: "touch the account and add this amount", resolved on read.
+//!   The beneficiary's fees and the value of plain transfers to accounts without code are
+//!   written this way, so that they do not serialise the block (see `vm`).
 
 use std::sync::OnceLock;
 
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
 use crossbeam_skiplist::SkipMap;
 use crossbeam_utils::CachePadded;
-use revm::primitives::U256;
+use revm::primitives::{KECCAK_EMPTY, U256};
 use revm::state::AccountInfo;
 use smallvec::SmallVec;
 
@@ -133,7 +134,7 @@ pub(crate) enum ReadResult {
     /// Fees credited on top of `start` (`None`: the pre-block value), oldest first.
     Rewarded {
         start: Option<AccountValue>,
-        fees: SmallVec<[U256; 4]>,
+        fees: SmallVec<[Credit; 4]>,
     },
     /// The highest writer below the reader was aborted: wait for its next incarnation.
     Blocked(TxIdx),
@@ -146,6 +147,9 @@ pub(crate) enum ReadOrigin {
     Version(Version),
     /// A value resolved from lazy fees, validated by value.
     Resolved(Box<AccountValue>),
+    /// The recipient of a lazily credited transfer: only its having no code mattered, so that
+    /// is all validation checks (other credits to it may come and go).
+    NoCode,
 }
 
 /// One entry of a read set.
@@ -155,19 +159,40 @@ pub(crate) struct Read {
     pub(crate) origin: ReadOrigin,
 }
 
-/// Credits a fee the way revm's `reward_beneficiary` does: the account is touched (created if
-/// absent) and its balance raised (an overflowing credit is dropped, as revm drops it); a
-/// touched empty account is deleted from Spurious Dragon on.
-pub(crate) fn credit_reward(
-    account: Option<AccountInfo>,
-    fee: U256,
+/// A lazy credit: `amount` added to an account by transaction `tx`.
+pub(crate) type Credit = (TxIdx, U256);
+
+/// Applies a credit the way revm's journal and commit rules treat a touched account whose
+/// balance rises: it is created if absent (an overflowing credit is dropped, as revm drops it);
+/// a touched empty account is deleted from Spurious Dragon on; before it, an empty account
+/// that did not exist is materialised as created, which wipes its storage (revm's pre-EIP-161
+/// normalisation in `JournalInner::finalize`).
+pub(crate) fn apply_credit(
+    value: AccountValue,
+    (tx, amount): Credit,
     delete_touched_empty: bool,
-) -> Option<AccountInfo> {
-    let mut info = account.unwrap_or_default();
-    if let Some(balance) = info.balance.checked_add(fee) {
+) -> AccountValue {
+    let existed = value.info.is_some();
+    let mut info = value.info.unwrap_or_default();
+    if let Some(balance) = info.balance.checked_add(amount) {
         info.balance = balance;
     }
-    (!(delete_touched_empty && info.is_empty())).then_some(info)
+    let empty = info.is_empty();
+    if delete_touched_empty && empty {
+        return AccountValue {
+            info: None,
+            wiped_at: value.wiped_at,
+        };
+    }
+    let wiped_at = if empty && !existed {
+        Some(tx)
+    } else {
+        value.wiped_at
+    };
+    AccountValue {
+        info: Some(info),
+        wiped_at,
+    }
 }
 
 /// The block's multi-version memory.
@@ -201,14 +226,14 @@ impl MvMemory {
         let Some(versions) = self.cell(location).versions.get() else {
             return ReadResult::Base;
         };
-        let mut fees: SmallVec<[U256; 4]> = SmallVec::new();
+        let mut fees: SmallVec<[Credit; 4]> = SmallVec::new();
         for entry in versions.range(..tx).rev() {
             let writer = *entry.key();
             let entry = entry.value().load(&guard);
             match &entry.data {
                 EntryData::Absent => continue,
                 EntryData::Estimate => return ReadResult::Blocked(writer),
-                EntryData::Written(WriteValue::Reward(fee)) => fees.push(*fee),
+                EntryData::Written(WriteValue::Reward(fee)) => fees.push((writer, *fee)),
                 EntryData::Written(value) if fees.is_empty() => {
                     return ReadResult::Written {
                         version: Version {
@@ -254,7 +279,7 @@ impl MvMemory {
         &self,
         location: LocId,
         start: Option<AccountValue>,
-        fees: &[U256],
+        fees: &[Credit],
     ) -> Option<AccountValue> {
         let mut value = match start {
             Some(value) => value,
@@ -263,8 +288,8 @@ impl MvMemory {
                 BaseValue::Storage(_) => return None,
             },
         };
-        for fee in fees {
-            value.info = credit_reward(value.info.take(), *fee, self.delete_touched_empty);
+        for credit in fees {
+            value = apply_credit(value, *credit, self.delete_touched_empty);
         }
         Some(value)
     }
@@ -281,13 +306,13 @@ impl MvMemory {
         let guard = epoch::pin();
         // Forward: each step is O(1), where stepping back in a skip list is a search. The
         // beneficiary's cell holds one fee per transaction.
-        let mut fees: SmallVec<[U256; 4]> = SmallVec::new();
+        let mut fees: SmallVec<[Credit; 4]> = SmallVec::new();
         let mut start = None;
         let mut written = false;
         for entry in versions.iter() {
             match &entry.value().load(&guard).data {
                 EntryData::Absent => continue,
-                EntryData::Written(WriteValue::Reward(fee)) => fees.push(*fee),
+                EntryData::Written(WriteValue::Reward(fee)) => fees.push((*entry.key(), *fee)),
                 EntryData::Written(WriteValue::Account(value)) => {
                     start = Some(value);
                     fees.clear();
@@ -305,8 +330,8 @@ impl MvMemory {
             info: base.clone(),
             wiped_at: None,
         });
-        for fee in &fees {
-            value.info = credit_reward(value.info.take(), *fee, self.delete_touched_empty);
+        for credit in fees {
+            value = apply_credit(value, credit, self.delete_touched_empty);
         }
         Some(value)
     }
@@ -417,9 +442,32 @@ impl MvMemory {
                 (ReadOrigin::Resolved(seen), now) => {
                     self.resolved_value(read.location, now).as_ref() == Some(&**seen)
                 }
+                (ReadOrigin::NoCode, now) => self.has_no_code(read.location, now),
                 _ => false,
             }
         })
+    }
+
+    /// Whether the account a read result stands for has no code (credits do not change code,
+    /// so the value under them decides). `false` when that cannot be told without storage.
+    fn has_no_code(&self, location: LocId, result: ReadResult) -> bool {
+        let start = match result {
+            ReadResult::Written {
+                value: WriteValue::Account(value),
+                ..
+            } => Some(value),
+            ReadResult::Rewarded { start, .. } => start,
+            ReadResult::Base => None,
+            ReadResult::Written { .. } | ReadResult::Blocked(_) => return false,
+        };
+        let info = match start {
+            Some(value) => value.info,
+            None => match self.base(location) {
+                Some(BaseValue::Account(value)) => value.info.clone(),
+                _ => return false,
+            },
+        };
+        info.is_none_or(|info| info.code_hash == KECCAK_EMPTY)
     }
 
     /// The account value a read result stands for, if it can be told without storage.
@@ -508,16 +556,25 @@ mod tests {
         let ReadResult::Rewarded { start, fees } = memory.read(loc, 9) else {
             panic!()
         };
-        assert_eq!(fees.as_slice(), &[U256::from(5), U256::from(7)]);
+        assert_eq!(fees.as_slice(), &[(1, U256::from(5)), (3, U256::from(7))]);
         let value = memory.resolve_rewards(loc, start, &fees).unwrap();
         assert_eq!(value.info.unwrap().balance, U256::from(12));
-        // A zero fee on an absent account leaves it absent after Spurious Dragon.
-        assert_eq!(credit_reward(None, U256::ZERO, true), None);
-        assert!(credit_reward(None, U256::ZERO, false).is_some());
+        // A zero credit to an absent account leaves it absent after Spurious Dragon, and
+        // materialises it, storage wiped, before.
+        let absent = AccountValue {
+            info: None,
+            wiped_at: None,
+        };
+        assert_eq!(apply_credit(absent.clone(), (4, U256::ZERO), true), absent);
+        let materialised = apply_credit(absent, (4, U256::ZERO), false);
+        assert!(materialised.info.is_some());
+        assert_eq!(materialised.wiped_at, Some(4));
         let read = Read {
             location: loc,
             origin: ReadOrigin::Resolved(Box::new(
-                memory.resolve_rewards(loc, None, &[U256::from(5)]).unwrap(),
+                memory
+                    .resolve_rewards(loc, None, &[(1, U256::from(5))])
+                    .unwrap(),
             )),
         };
         assert!(memory.validate(2, std::slice::from_ref(&read)));

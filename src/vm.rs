@@ -9,6 +9,9 @@
 //! The beneficiary is not credited inside the transaction: [`DeferredRewardHandler`] records
 //! the fee instead, and it is published as a lazy `Reward` entry. Otherwise every transaction
 //! would write the beneficiary's balance and the block would run one transaction at a time.
+//! Likewise the value of a plain transfer to an account without code is a lazy credit, and
+//! the transfer's read of the recipient is validated only by "still has no code": many
+//! payments to one address (an exchange's deposit address) do not conflict.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -24,7 +27,7 @@ use revm::handler::{EvmTr, EvmTrError, FrameResult, FrameTr, Handler};
 use revm::interpreter::interpreter_action::FrameInit;
 use revm::primitives::hardfork::SpecId;
 use revm::primitives::map::HashMap;
-use revm::primitives::{Address, B256, KECCAK_EMPTY, StorageKey, StorageValue, U256};
+use revm::primitives::{Address, B256, KECCAK_EMPTY, StorageKey, StorageValue, TxKind, U256};
 use revm::state::{AccountInfo, EvmState};
 
 use crate::evm::BlockEvm;
@@ -66,6 +69,26 @@ pub(crate) struct VmDb<'a, S> {
     /// Ids of the slots this incarnation read, so the write set needs no second index look-up.
     slots: HashMap<(Address, U256), LocId>,
     blocked_on: Option<TxIdx>,
+    /// The recipient of this transaction's value, while it qualifies for a lazy credit.
+    lazy_recipient: Option<(Address, U256)>,
+}
+
+/// Highest address treated as a (possible) precompile: calls to them run code.
+const LAST_PRECOMPILE: u64 = 0x1_0000;
+
+/// The recipient that a transaction's value may be credited to lazily: a plain call whose
+/// target is neither the sender nor the beneficiary nor a precompile, and no EIP-7702
+/// authorizations (they may give the target code). Whether the target has code is checked
+/// when it is read.
+fn lazy_recipient(tx: &TxEnv, beneficiary: Address) -> Option<(Address, U256)> {
+    let TxKind::Call(to) = tx.kind else {
+        return None;
+    };
+    let precompile = to.as_slice()[..12].iter().all(|b| *b == 0)
+        && U256::from_be_slice(to.as_slice()) <= U256::from(LAST_PRECOMPILE);
+    let plain =
+        to != tx.caller && to != beneficiary && !precompile && tx.authorization_list.is_empty();
+    plain.then_some((to, tx.value))
 }
 
 impl<'a, S: DatabaseRef> VmDb<'a, S> {
@@ -77,15 +100,17 @@ impl<'a, S: DatabaseRef> VmDb<'a, S> {
             accounts: HashMap::default(),
             slots: HashMap::default(),
             blocked_on: None,
+            lazy_recipient: None,
         }
     }
 
-    fn start(&mut self, tx: TxIdx) {
+    fn start(&mut self, tx: TxIdx, tx_env: &TxEnv) {
         self.tx = tx;
         self.reads = Vec::new();
         self.accounts.clear();
         self.slots.clear();
         self.blocked_on = None;
+        self.lazy_recipient = lazy_recipient(tx_env, self.ctx.beneficiary);
     }
 
     fn blocked(&mut self, writer: TxIdx) -> VmDbError<S::Error> {
@@ -153,6 +178,22 @@ impl<'a, S: DatabaseRef> VmDb<'a, S> {
             ReadResult::Blocked(writer) => return Err(self.blocked(writer)),
             ReadResult::Written { .. } => unreachable!("account ids hold account values"),
         };
+        let origin = match self.lazy_recipient {
+            Some((recipient, _)) if recipient == address => {
+                let has_code = value
+                    .info
+                    .as_ref()
+                    .is_some_and(|info| info.code_hash != KECCAK_EMPTY);
+                if has_code {
+                    // Code runs and may read the balance: an ordinary read and write.
+                    self.lazy_recipient = None;
+                    origin
+                } else {
+                    ReadOrigin::NoCode
+                }
+            }
+            _ => origin,
+        };
         self.reads.push(Read { location, origin });
         self.accounts.insert(address, (location, value.clone()));
         Ok(value)
@@ -171,6 +212,14 @@ impl<'a, S: DatabaseRef> VmDb<'a, S> {
                 |(id, _)| *id,
             );
             let previous = read.map(|(_, value)| value);
+            if let Some((recipient, value)) = self.lazy_recipient
+                && recipient == *address
+            {
+                // Only the transfer touched it: credit the value on top of whatever earlier
+                // transactions leave there, as `Reward` does (EIP-161 included).
+                writes.push((location, WriteValue::Reward(value)));
+                continue;
+            }
             let wiped_at = if commit.wipes_storage {
                 Some(self.tx)
             } else {
@@ -340,7 +389,7 @@ pub(crate) fn execute_incarnation<'a, S: DatabaseRef>(
     tx: TxIdx,
     tx_env: &TxEnv,
 ) -> IncarnationOutcome<S::Error> {
-    evm.ctx.journaled_state.database.start(tx);
+    evm.ctx.journaled_state.database.start(tx, tx_env);
     evm.ctx.set_tx(tx_env.clone());
     let mut handler = DeferredRewardHandler {
         fee: Cell::new(None),

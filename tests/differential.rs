@@ -113,3 +113,26 @@ fn executing_many_blocks_in_a_row_gives_the_same_answers() {
         assert!(execute(&workload.storage, &workload.block, &forced(4)).unwrap() == expected);
     }
 }
+
+#[test]
+fn many_transfers_to_one_recipient_that_also_spends() {
+    use blockstm_evm::revm::primitives::{TxKind, U256};
+    let mut workload = WorkloadSpec::new(WorkloadKind::Raw, 300)
+        .generate()
+        .unwrap();
+    // Everyone pays the first sender; halfway, it spends more than it held before the block.
+    let hot = workload.block.txs[0].caller;
+    for tx in workload.block.txs.iter_mut().skip(1) {
+        tx.kind = TxKind::Call(hot);
+    }
+    let mut spend = workload.block.txs[0].clone();
+    spend.nonce = 1;
+    spend.value = U256::from(1_000u128 * 10u128.pow(18));
+    workload.block.txs.insert(150, spend);
+    let expected = execute_sequential(&workload.storage, &workload.block).unwrap();
+    assert!(expected.results.iter().all(|r| r.is_success()));
+    for threads in CONCURRENCIES {
+        let actual = execute(&workload.storage, &workload.block, &forced(threads)).unwrap();
+        assert!(actual == expected, "{threads} threads");
+    }
+}
