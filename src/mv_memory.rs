@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
 use crossbeam_skiplist::SkipMap;
 use crossbeam_utils::CachePadded;
-use revm::primitives::{KECCAK_EMPTY, U256};
+use revm::primitives::{B256, KECCAK_EMPTY, U256};
 use revm::state::AccountInfo;
 use smallvec::SmallVec;
 
@@ -140,23 +140,44 @@ pub(crate) enum ReadResult {
     Blocked(TxIdx),
 }
 
+/// What validation compares of an account value: everything `AccountValue`'s equality
+/// looks at, in plain data, so that read sets can live in arenas that run no destructors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AccountDigest {
+    info: Option<(U256, u64, B256)>,
+    wiped_at: Option<TxIdx>,
+}
+
+impl AccountDigest {
+    pub(crate) fn of(value: &AccountValue) -> Self {
+        Self {
+            info: value
+                .info
+                .as_ref()
+                .map(|info| (info.balance, info.nonce, info.code_hash)),
+            wiped_at: value.wiped_at,
+        }
+    }
+}
+
 /// Where a transaction's read was served from, kept to validate it later.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum ReadOrigin {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReadOrigin<'a> {
     Base,
     Version(Version),
-    /// A value resolved from lazy fees, validated by value.
-    Resolved(Box<AccountValue>),
+    /// A value resolved from lazy fees, validated by value (the digest lives in the reading
+    /// worker's arena).
+    Resolved(&'a AccountDigest),
     /// The recipient of a lazily credited transfer: only its having no code mattered, so that
     /// is all validation checks (other credits to it may come and go).
     NoCode,
 }
 
 /// One entry of a read set.
-#[derive(Clone, Debug)]
-pub(crate) struct Read {
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Read<'a> {
     pub(crate) location: LocId,
-    pub(crate) origin: ReadOrigin,
+    pub(crate) origin: ReadOrigin<'a>,
 }
 
 /// A lazy credit: `amount` added to an account by transaction `tx`.
@@ -431,7 +452,7 @@ impl MvMemory {
     }
 
     /// Whether every read still finds what it found when `tx` executed.
-    pub(crate) fn validate(&self, tx: TxIdx, reads: &[Read]) -> bool {
+    pub(crate) fn validate(&self, tx: TxIdx, reads: &[Read<'_>]) -> bool {
         reads.iter().all(|read| {
             let now = self.read(read.location, tx);
             match (&read.origin, now) {
@@ -439,9 +460,9 @@ impl MvMemory {
                 (ReadOrigin::Version(seen), ReadResult::Written { version, .. }) => {
                     *seen == version
                 }
-                (ReadOrigin::Resolved(seen), now) => {
-                    self.resolved_value(read.location, now).as_ref() == Some(&**seen)
-                }
+                (ReadOrigin::Resolved(seen), now) => self
+                    .resolved_value(read.location, now)
+                    .is_some_and(|value| AccountDigest::of(&value) == **seen),
                 (ReadOrigin::NoCode, now) => self.has_no_code(read.location, now),
                 _ => false,
             }
@@ -569,13 +590,14 @@ mod tests {
         let materialised = apply_credit(absent, (4, U256::ZERO), false);
         assert!(materialised.info.is_some());
         assert_eq!(materialised.wiped_at, Some(4));
+        let digest = AccountDigest::of(
+            &memory
+                .resolve_rewards(loc, None, &[(1, U256::from(5))])
+                .unwrap(),
+        );
         let read = Read {
             location: loc,
-            origin: ReadOrigin::Resolved(Box::new(
-                memory
-                    .resolve_rewards(loc, None, &[(1, U256::from(5))])
-                    .unwrap(),
-            )),
+            origin: ReadOrigin::Resolved(&digest),
         };
         assert!(memory.validate(2, std::slice::from_ref(&read)));
         assert!(

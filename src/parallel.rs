@@ -9,6 +9,7 @@
 use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use bumpalo::Bump;
 use crossbeam_utils::{Backoff, CachePadded};
 use revm::context::result::{EVMError, InvalidTransaction};
 use revm::database_interface::DatabaseRef;
@@ -87,6 +88,9 @@ where
     let expected_locations = txs * 4;
     let index = LocationIndex::new(block.env.beneficiary, expected_locations);
     let memory = MvMemory::new(txs, expected_locations, delete_touched_empty);
+    // One arena per worker, for the block's read sets: allocated by that worker only, freed
+    // in bulk with the block.
+    let mut arenas: Vec<Bump> = (0..threads).map(|_| Bump::new()).collect();
     let run = Run {
         block,
         context: BlockContext {
@@ -104,11 +108,13 @@ where
         panic: Mutex::new(None),
     };
     std::thread::scope(|scope| {
-        for worker in 1..threads {
+        let mut arenas = arenas.iter_mut();
+        let own_arena = arenas.next().expect("one arena per worker");
+        for (worker, arena) in (1..).zip(arenas) {
             let run = &run;
-            scope.spawn(move || run.work(worker, threads));
+            scope.spawn(move || run.work(worker, threads, arena));
         }
-        run.work(0, threads);
+        run.work(0, threads, own_arena);
     });
     if let Some(message) = lock(&run.panic).take() {
         return Err(BlockError::WorkerPanicked { message });
@@ -120,7 +126,7 @@ where
     // Freeing a large block's multi-version memory takes milliseconds: do it off the
     // caller's path.
     if txs >= BACKGROUND_DROP_TXS {
-        std::thread::spawn(move || drop((memory, index)));
+        std::thread::spawn(move || drop((memory, index, arenas)));
     }
     Ok(BlockOutput { results, state })
 }
@@ -128,16 +134,17 @@ where
 /// Blocks at least this large free their internal structures on a background thread.
 const BACKGROUND_DROP_TXS: usize = 1_000;
 
-/// The last incarnation of one transaction: what it read and what it produced.
-struct TxSlot<E> {
-    reads: Vec<Read>,
+/// The last incarnation of one transaction: what it read (in its worker's arena) and what
+/// it produced.
+struct TxSlot<'a, E> {
+    reads: &'a [Read<'a>],
     output: Option<Result<ExecutedTx, EVMError<E, InvalidTransaction>>>,
 }
 
-impl<E> Default for TxSlot<E> {
+impl<E> Default for TxSlot<'_, E> {
     fn default() -> Self {
         Self {
-            reads: Vec::new(),
+            reads: &[],
             output: None,
         }
     }
@@ -148,19 +155,19 @@ struct Run<'a, S: DatabaseRef> {
     block: &'a Block,
     context: BlockContext<'a, S>,
     scheduler: Scheduler,
-    slots: Vec<CachePadded<Mutex<TxSlot<S::Error>>>>,
+    slots: Vec<CachePadded<Mutex<TxSlot<'a, S::Error>>>>,
     /// Set when a worker panicked: everyone stops, the block fails.
     abandoned: AtomicBool,
     panic: Mutex<Option<String>>,
 }
 
-impl<S: DatabaseRef + Sync> Run<'_, S> {
-    fn work(&self, worker: usize, workers: usize) {
+impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
+    fn work(&self, worker: usize, workers: usize, arena: &'a Bump) {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             for tx in self.block.txs.iter().skip(worker).step_by(workers) {
                 self.context.index.predict(tx);
             }
-            self.work_loop()
+            self.work_loop(arena)
         }));
         if let Err(payload) = outcome {
             let message = payload
@@ -174,8 +181,8 @@ impl<S: DatabaseRef + Sync> Run<'_, S> {
         }
     }
 
-    fn work_loop(&self) {
-        let mut evm = block_evm(VmDb::new(&self.context), self.block);
+    fn work_loop(&self, arena: &'a Bump) {
+        let mut evm = block_evm(VmDb::new(&self.context, arena), self.block);
         let mut task = None;
         // Spin briefly, then yield: with more workers than cores, idle spinners would take
         // the cores from the workers that hold the tasks everyone waits for.
@@ -200,7 +207,7 @@ impl<S: DatabaseRef + Sync> Run<'_, S> {
 
     fn execute(
         &self,
-        evm: &mut crate::evm::BlockEvm<VmDb<'_, S>>,
+        evm: &mut crate::evm::BlockEvm<VmDb<'_, 'a, S>>,
         version: Version,
     ) -> Option<Task> {
         let tx_env = &self.block.txs[version.tx as usize];
@@ -234,7 +241,7 @@ impl<S: DatabaseRef + Sync> Run<'_, S> {
     fn validate(&self, version: Version) -> Option<Task> {
         let valid = {
             let slot = lock(&self.slots[version.tx as usize]);
-            self.context.memory.validate(version.tx, &slot.reads)
+            self.context.memory.validate(version.tx, slot.reads)
         };
         let aborted = !valid && self.scheduler.try_validation_abort(version);
         if aborted {
@@ -248,7 +255,7 @@ impl<S: DatabaseRef + Sync> Run<'_, S> {
 
 /// Per-transaction results in block order, or the lowest transaction's error.
 fn results<E: std::error::Error + Send + Sync + 'static>(
-    slots: Vec<CachePadded<Mutex<TxSlot<E>>>>,
+    slots: Vec<CachePadded<Mutex<TxSlot<'_, E>>>>,
 ) -> Result<Vec<TxResult>, BlockError> {
     let mut results = Vec::with_capacity(slots.len());
     let mut cumulative_gas_used = 0u64;

@@ -30,10 +30,13 @@ use revm::primitives::map::HashMap;
 use revm::primitives::{Address, B256, KECCAK_EMPTY, StorageKey, StorageValue, TxKind, U256};
 use revm::state::{AccountInfo, EvmState};
 
+use bumpalo::Bump;
+
 use crate::evm::BlockEvm;
 use crate::location::{LocId, Location, LocationIndex};
 use crate::mv_memory::{
-    AccountValue, BaseValue, MvMemory, Read, ReadOrigin, ReadResult, TxIdx, WriteValue,
+    AccountDigest, AccountValue, BaseValue, MvMemory, Read, ReadOrigin, ReadResult, TxIdx,
+    WriteValue,
 };
 use crate::state_cache::{AccountCommit, apply_reward};
 
@@ -60,10 +63,14 @@ pub(crate) enum VmDbError<E> {
 impl<E: DBErrorMarker> DBErrorMarker for VmDbError<E> {}
 
 /// revm's view of the block for one incarnation of one transaction.
-pub(crate) struct VmDb<'a, S> {
-    ctx: &'a BlockContext<'a, S>,
+pub(crate) struct VmDb<'c, 'a, S> {
+    ctx: &'c BlockContext<'c, S>,
+    /// This worker's arena: read sets (and the digests they point to) live here until the
+    /// block ends, so that validators on other workers can read them, and go in one free.
+    arena: &'a Bump,
     tx: TxIdx,
-    reads: Vec<Read>,
+    /// The current incarnation's reads, copied into the arena when it finishes.
+    reads: Vec<Read<'a>>,
     /// Accounts this incarnation read, with their ids and values.
     accounts: HashMap<Address, (LocId, AccountValue)>,
     /// Ids of the slots this incarnation read, so the write set needs no second index look-up.
@@ -91,10 +98,11 @@ fn lazy_recipient(tx: &TxEnv, beneficiary: Address) -> Option<(Address, U256)> {
     plain.then_some((to, tx.value))
 }
 
-impl<'a, S: DatabaseRef> VmDb<'a, S> {
-    pub(crate) fn new(ctx: &'a BlockContext<'a, S>) -> Self {
+impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
+    pub(crate) fn new(ctx: &'c BlockContext<'c, S>, arena: &'a Bump) -> Self {
         Self {
             ctx,
+            arena,
             tx: 0,
             reads: Vec::new(),
             accounts: HashMap::default(),
@@ -106,7 +114,7 @@ impl<'a, S: DatabaseRef> VmDb<'a, S> {
 
     fn start(&mut self, tx: TxIdx, tx_env: &TxEnv) {
         self.tx = tx;
-        self.reads = Vec::new();
+        self.reads.clear();
         self.accounts.clear();
         self.slots.clear();
         self.blocked_on = None;
@@ -173,7 +181,8 @@ impl<'a, S: DatabaseRef> VmDb<'a, S> {
                     .memory
                     .resolve_rewards(location, start, &fees)
                     .expect("the base value was just loaded");
-                (ReadOrigin::Resolved(Box::new(value.clone())), value)
+                let digest = self.arena.alloc(AccountDigest::of(&value));
+                (ReadOrigin::Resolved(digest), value)
             }
             ReadResult::Blocked(writer) => return Err(self.blocked(writer)),
             ReadResult::Written { .. } => unreachable!("account ids hold account values"),
@@ -258,7 +267,7 @@ impl<'a, S: DatabaseRef> VmDb<'a, S> {
     }
 }
 
-impl<S: DatabaseRef> Database for VmDb<'_, S> {
+impl<S: DatabaseRef> Database for VmDb<'_, '_, S> {
     type Error = VmDbError<S::Error>;
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
@@ -372,12 +381,12 @@ pub(crate) type ExecutedTx = ExecutionResult<HaltReason>;
 /// What one incarnation produced (returned by value once per incarnation, so the size
 /// difference between the variants costs a move, not an allocation).
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum IncarnationOutcome<E> {
+pub(crate) enum IncarnationOutcome<'a, E> {
     /// It read an estimate of this transaction: suspend until that one re-executes.
     Blocked(TxIdx),
     /// It ran to an end (a result or a transaction error) on the reads it made.
     Finished {
-        reads: Vec<Read>,
+        reads: &'a [Read<'a>],
         writes: Vec<(LocId, WriteValue)>,
         output: Result<ExecutedTx, EVMError<E, InvalidTransaction>>,
     },
@@ -385,10 +394,10 @@ pub(crate) enum IncarnationOutcome<E> {
 
 /// Runs incarnation of transaction `tx` on the worker's EVM.
 pub(crate) fn execute_incarnation<'a, S: DatabaseRef>(
-    evm: &mut BlockEvm<VmDb<'a, S>>,
+    evm: &mut BlockEvm<VmDb<'_, 'a, S>>,
     tx: TxIdx,
     tx_env: &TxEnv,
-) -> IncarnationOutcome<S::Error> {
+) -> IncarnationOutcome<'a, S::Error> {
     evm.ctx.journaled_state.database.start(tx, tx_env);
     evm.ctx.set_tx(tx_env.clone());
     let mut handler = DeferredRewardHandler {
@@ -401,7 +410,7 @@ pub(crate) fn execute_incarnation<'a, S: DatabaseRef>(
     if let Some(writer) = db.blocked_on {
         return IncarnationOutcome::Blocked(writer);
     }
-    let reads = std::mem::take(&mut db.reads);
+    let reads: &'a [Read<'a>] = db.arena.alloc_slice_copy(&db.reads);
     let output = match result {
         Ok(result) => result,
         Err(error) => {
