@@ -27,6 +27,7 @@ mod location;
 mod mv_memory;
 pub mod output;
 pub mod parallel;
+pub mod replay;
 mod scheduler;
 mod segmented_vec;
 pub mod sequential;

@@ -99,3 +99,61 @@ fn bad_input_fails_with_a_message_and_no_panic() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn replay_json_reports_every_mainnet_block_with_its_verdicts() {
+    let dir = std::env::var("BLOCKSTM_MAINNET_DIR")
+        .unwrap_or_else(|_| format!("{}/../shared/mainnet", env!("CARGO_MANIFEST_DIR")));
+    if !std::path::Path::new(&dir)
+        .join("bytecodes.json.gz")
+        .is_file()
+    {
+        println!("SKIP replay CLI test: no mainnet data at {dir} (set BLOCKSTM_MAINNET_DIR)");
+        return;
+    }
+    let output = blockstm(&["replay", &dir, "--threads", "2", "--runs", "1", "--json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let rows: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(rows.len() >= 40, "{} rows", rows.len());
+    for row in &rows {
+        for field in [
+            "block",
+            "txs",
+            "gas",
+            "seq_ms",
+            "par_ms",
+            "speedup",
+            "equal",
+            "gas_match",
+            "bloom_match",
+            "receipts_root_match",
+        ] {
+            assert!(row.get(field).is_some(), "missing {field} in {row}");
+        }
+        assert_eq!(row["equal"], true, "{row}");
+        assert_eq!(row["gas_match"], true, "{row}");
+    }
+    let summary = format!("{} passed, 0 failed, 0 skipped", rows.len());
+    assert!(stdout.lines().any(|line| line == summary), "{stdout}");
+}
+
+#[test]
+fn replay_of_a_missing_folder_fails_with_the_path() {
+    let output = blockstm(&["replay", "/nonexistent/mainnet"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("/nonexistent/mainnet/bytecodes.json.gz"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

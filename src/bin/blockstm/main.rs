@@ -1,6 +1,7 @@
 //! `blockstm`: benchmarks, state tests and mainnet replays of the blockstm-evm executor.
 
 mod bench;
+mod replay;
 
 /// mimalloc keeps freed memory for reuse; with the system allocator every block's large maps
 /// are fresh pages, and page faults dominate both engines (as with jemalloc in reth).
@@ -34,6 +35,8 @@ struct Cli {
 enum Command {
     /// Run generated workloads sequentially and in parallel, and compare the outputs.
     Bench(bench::BenchArgs),
+    /// Replay real mainnet blocks sequentially and in parallel, checked against their headers.
+    Replay(replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,7 +47,8 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Bench(args) => bench::run(&args),
+        Command::Bench(args) => bench::run(&args).map_err(|e| e.to_string()),
+        Command::Replay(args) => replay::run(&args),
     };
     match outcome {
         Ok(code) => code,

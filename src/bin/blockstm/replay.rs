@@ -1,0 +1,202 @@
+//! `blockstm replay`: real mainnet blocks, sequential against parallel, checked against their
+//! headers (gas used, logs bloom, receipts root from Byzantium on).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use blockstm_evm::replay::{MainnetData, ReplayError};
+use blockstm_evm::{Options, execute, execute_sequential};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+/// Arguments of `blockstm replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Folder with `blocks/<n>/`, `bytecodes.json.gz` and `block_hashes.json`.
+    #[arg(default_value = "../shared/mainnet")]
+    dir: PathBuf,
+    /// Worker threads of the parallel engine (default: all available cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Timed runs per block and engine, after one untimed warm-up; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Print one JSON object per block per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One block's row (`--json` prints it as is: these field names are a contract).
+#[derive(Debug, Serialize)]
+struct Row {
+    block: u64,
+    fork: String,
+    txs: usize,
+    gas: Option<u64>,
+    seq_ms: Option<f64>,
+    par_ms: Option<f64>,
+    speedup: Option<f64>,
+    equal: Option<bool>,
+    gas_match: Option<bool>,
+    bloom_match: Option<bool>,
+    receipts_root_match: Option<bool>,
+    error: Option<String>,
+}
+
+impl Row {
+    fn passed(&self) -> bool {
+        self.error.is_none()
+            && self.equal == Some(true)
+            && self.gas_match == Some(true)
+            && self.bloom_match == Some(true)
+            && self.receipts_root_match != Some(false)
+    }
+}
+
+pub fn run(args: &ReplayArgs) -> Result<ExitCode, String> {
+    if args.runs == 0 || args.runs > 1_000 {
+        return Err(format!(
+            "--runs must be between 1 and 1000, got {}",
+            args.runs
+        ));
+    }
+    let data = MainnetData::load(&args.dir).map_err(|e: ReplayError| e.to_string())?;
+    let numbers = data.block_numbers().map_err(|e| e.to_string())?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let options = Options {
+        sequential_below: 0,
+        ..Options::with_concurrency(threads)
+    };
+    let progress = ProgressBar::new(numbers.len() as u64);
+    progress.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} block {msg}",
+        )
+        .expect("static template"),
+    );
+    if !args.json {
+        println!(
+            "{:>9} {:<16} {:>5} {:>10} {:>8} {:>8} {:>7} {:>5} {:>5} {:>5} {:>8}",
+            "block",
+            "fork",
+            "txs",
+            "gas",
+            "seq ms",
+            "par ms",
+            "speedup",
+            "equal",
+            "gas",
+            "bloom",
+            "receipts"
+        );
+    }
+    let (mut passed, mut failed) = (0, 0);
+    for number in numbers {
+        progress.set_message(number.to_string());
+        let row = replay_block(&data, number, &options, args.runs);
+        if row.passed() {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+        progress.suspend(|| print_row(&row, args.json));
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    println!("{passed} passed, {failed} failed, 0 skipped");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn median_ms(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn replay_block(data: &MainnetData, number: u64, options: &Options, runs: usize) -> Row {
+    let mut row = Row {
+        block: number,
+        fork: String::new(),
+        txs: 0,
+        gas: None,
+        seq_ms: None,
+        par_ms: None,
+        speedup: None,
+        equal: None,
+        gas_match: None,
+        bloom_match: None,
+        receipts_root_match: None,
+        error: None,
+    };
+    let block = match data.block(number) {
+        Ok(block) => block,
+        Err(error) => {
+            row.error = Some(error.to_string());
+            return row;
+        }
+    };
+    row.fork = format!("{:?}", block.spec);
+    row.txs = block.block.txs.len();
+    // Warm-up: the first block that needs them loads the KZG setup and precompile tables.
+    let sequential = execute_sequential(&block.storage, &block.block);
+    let parallel = execute(&block.storage, &block.block, options);
+    let (mut seq_times, mut par_times) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let start = Instant::now();
+        let _ = execute_sequential(&block.storage, &block.block);
+        seq_times.push(start.elapsed().as_secs_f64() * 1e3);
+        let start = Instant::now();
+        let _ = execute(&block.storage, &block.block, options);
+        par_times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    let (seq_ms, par_ms) = (median_ms(seq_times), median_ms(par_times));
+    row.seq_ms = Some(seq_ms);
+    row.par_ms = Some(par_ms);
+    row.speedup = Some(seq_ms / par_ms);
+    match (sequential, parallel) {
+        (Ok(sequential), Ok(parallel)) => {
+            let check = block.check(&sequential);
+            row.gas = Some(sequential.gas_used());
+            row.equal = Some(parallel == sequential);
+            row.gas_match = Some(check.gas);
+            row.bloom_match = Some(check.bloom);
+            row.receipts_root_match = check.receipts_root;
+        }
+        (Err(error), _) => row.error = Some(format!("sequential: {error}")),
+        (_, Err(error)) => row.error = Some(format!("parallel: {error}")),
+    }
+    row
+}
+
+fn print_row(row: &Row, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(row).expect("rows serialize"));
+        return;
+    }
+    let flag = |value: Option<bool>| value.map_or("-", |v| if v { "yes" } else { "NO" });
+    let number = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
+    println!(
+        "{:>9} {:<16} {:>5} {:>10} {:>8} {:>8} {:>7} {:>5} {:>5} {:>5} {:>8}{}",
+        row.block,
+        row.fork,
+        row.txs,
+        row.gas.map_or_else(|| "-".to_owned(), |g| g.to_string()),
+        number(row.seq_ms),
+        number(row.par_ms),
+        number(row.speedup),
+        flag(row.equal),
+        flag(row.gas_match),
+        flag(row.bloom_match),
+        flag(row.receipts_root_match),
+        row.error
+            .as_ref()
+            .map_or_else(String::new, |e| format!("  error: {e}")),
+    );
+}
