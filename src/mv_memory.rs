@@ -29,7 +29,7 @@ use smallvec::SmallVec;
 
 use crate::location::LocId;
 use crate::segmented_vec::SegmentedVec;
-use crate::sync::{Mutex, lock};
+use crate::sync::{AtomicU32, Mutex, Ordering, lock};
 
 /// Index of a transaction in the block.
 pub(crate) type TxIdx = u32;
@@ -122,6 +122,21 @@ impl Drop for Entry {
 struct Cell {
     versions: OnceLock<Box<SkipMap<TxIdx, Entry>>>,
     base: OnceLock<Box<BaseValue>>,
+    /// Entries that are not lazy credits (plain values and estimates), counted
+    /// conservatively: raised before such an entry appears, lowered after it is gone. Zero
+    /// means "only credits on top of the base value", which lets a credited account's code
+    /// be checked without walking thousands of credits (an exchange's deposit address).
+    plain_entries: AtomicU32,
+}
+
+impl EntryData {
+    /// Whether this entry counts in [`Cell::plain_entries`].
+    fn is_plain(&self) -> bool {
+        !matches!(
+            self,
+            EntryData::Absent | EntryData::Written(WriteValue::Reward(_))
+        )
+    }
 }
 
 /// What a read of a location by some transaction finds.
@@ -420,26 +435,47 @@ impl MvMemory {
         data: EntryData,
         guard: &Guard,
     ) {
-        let mut state = Some(EntryState { incarnation, data });
-        let entry = self
-            .cell(location)
-            .versions
-            .get_or_init(Default::default)
-            .get_or_insert_with(tx, || {
-                Entry(Atomic::new(state.take().expect("called once")))
-            });
-        if let Some(state) = state {
-            // AcqRel: Release publishes the new state to readers; Acquire orders the swap
-            // after the previous writer's, whose state we free.
-            let old = entry.value().0.swap(
-                Owned::new(state),
-                std::sync::atomic::Ordering::AcqRel,
-                guard,
-            );
-            // SAFETY: `old` is no longer reachable from the map; readers that loaded it hold
-            // guards pinned before this point, and `defer_destroy` waits for them.
-            unsafe { guard.defer_destroy(old) };
+        let cell = self.cell(location);
+        let versions = cell.versions.get_or_init(Default::default);
+        let new_plain = data.is_plain();
+        let state = EntryState { incarnation, data };
+        // SeqCst on the counter: a reader that sees zero must not miss a plain entry that is
+        // already visible, so raising happens before publishing and lowering after removal.
+        // Only `tx`'s executor or its aborting validator writes `tx`'s entry, never both at
+        // once, so the entry's existence and old state cannot change under us.
+        match versions.get(&tx) {
+            None => {
+                if new_plain {
+                    cell.plain_entries.fetch_add(1, Ordering::SeqCst);
+                }
+                versions.insert(tx, Entry(Atomic::new(state)));
+            }
+            Some(entry) => {
+                let old_plain = entry.value().load(guard).data.is_plain();
+                if new_plain && !old_plain {
+                    cell.plain_entries.fetch_add(1, Ordering::SeqCst);
+                }
+                // AcqRel: Release publishes the new state to readers; Acquire orders the swap
+                // after the previous writer's, whose state we free.
+                let old = entry.value().0.swap(
+                    Owned::new(state),
+                    std::sync::atomic::Ordering::AcqRel,
+                    guard,
+                );
+                // SAFETY: `old` is no longer reachable from the map; readers that loaded it
+                // hold guards pinned before this point, and `defer_destroy` waits for them.
+                unsafe { guard.defer_destroy(old) };
+                if old_plain && !new_plain {
+                    cell.plain_entries.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
         }
+    }
+
+    /// Whether every entry at `location` is a lazy credit (or there is none): the account's
+    /// code is then its base value's.
+    pub(crate) fn only_credits(&self, location: LocId) -> bool {
+        self.cell(location).plain_entries.load(Ordering::SeqCst) == 0
     }
 
     /// Turns every entry of `tx`'s last incarnation into an `Estimate`: it was aborted.
@@ -454,6 +490,9 @@ impl MvMemory {
     /// Whether every read still finds what it found when `tx` executed.
     pub(crate) fn validate(&self, tx: TxIdx, reads: &[Read<'_>]) -> bool {
         reads.iter().all(|read| {
+            if read.origin == ReadOrigin::NoCode && self.only_credits(read.location) {
+                return self.has_no_code(read.location, ReadResult::Base);
+            }
             let now = self.read(read.location, tx);
             match (&read.origin, now) {
                 (ReadOrigin::Base, ReadResult::Base) => true,

@@ -166,6 +166,27 @@ impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
             return Ok(value.clone());
         }
         let location = self.ctx.index.id(Location::Account(address));
+        if let Some((recipient, _)) = self.lazy_recipient
+            && recipient == address
+            && self.ctx.memory.only_credits(location)
+        {
+            // Only credits on top of the base value: the code is the base's, and the balance
+            // revm sees does not matter (the credit is written lazily). No walk over the
+            // credits, which may be thousands for a deposit address.
+            let value = self.base_account(address, location)?;
+            if value
+                .info
+                .as_ref()
+                .is_none_or(|info| info.code_hash == KECCAK_EMPTY)
+            {
+                self.reads.push(Read {
+                    location,
+                    origin: ReadOrigin::NoCode,
+                });
+                self.accounts.insert(address, (location, value.clone()));
+                return Ok(value);
+            }
+        }
         let (origin, value) = match self.ctx.memory.read(location, self.tx) {
             ReadResult::Base => (ReadOrigin::Base, self.base_account(address, location)?),
             ReadResult::Written {
