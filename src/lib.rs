@@ -7,13 +7,14 @@
 //! and schedule.
 //!
 //! ```
-//! use blockstm_evm::{execute_sequential, workloads::{WorkloadKind, WorkloadSpec}};
+//! use blockstm_evm::{execute, execute_sequential, Options, workloads::{WorkloadKind, WorkloadSpec}};
 //!
 //! // A generated block of 100 independent ETH transfers over an in-memory pre-state.
 //! let workload = WorkloadSpec::new(WorkloadKind::Raw, 100).generate().unwrap();
-//! let output = execute_sequential(&workload.storage, &workload.block).unwrap();
+//! let output = execute(&workload.storage, &workload.block, &Options::with_concurrency(2)).unwrap();
 //! assert_eq!(output.results.len(), 100);
 //! assert_eq!(output.gas_used(), 100 * 21_000);
+//! assert_eq!(output, execute_sequential(&workload.storage, &workload.block).unwrap());
 //! ```
 //!
 //! Storage is anything that implements revm's [`DatabaseRef`](revm::DatabaseRef): revm's
