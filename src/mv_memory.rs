@@ -317,17 +317,21 @@ impl MvMemory {
         start: Option<AccountValue>,
         fees: &[Credit],
     ) -> Option<AccountValue> {
-        let mut value = match start {
+        let value = match start {
             Some(value) => value,
             None => match self.base(location)? {
                 BaseValue::Account(value) => value.clone(),
                 BaseValue::Storage(_) => return None,
             },
         };
-        for credit in fees {
-            value = apply_credit(value, *credit, self.delete_touched_empty);
-        }
-        Some(value)
+        Some(self.apply_credits(value, fees))
+    }
+
+    /// `value` with `credits` applied in order.
+    fn apply_credits(&self, value: AccountValue, credits: &[Credit]) -> AccountValue {
+        credits.iter().fold(value, |value, credit| {
+            apply_credit(value, *credit, self.delete_touched_empty)
+        })
     }
 
     /// The value the last writer left at an account location, with trailing fees credited on
@@ -362,14 +366,11 @@ impl MvMemory {
         if !written {
             return None;
         }
-        let mut value = start.cloned().unwrap_or_else(|| AccountValue {
+        let value = start.cloned().unwrap_or_else(|| AccountValue {
             info: base.clone(),
             wiped_at: None,
         });
-        for credit in fees {
-            value = apply_credit(value, credit, self.delete_touched_empty);
-        }
-        Some(value)
+        Some(self.apply_credits(value, &fees))
     }
 
     /// Whether any transaction ever wrote `location` in this block.

@@ -2,7 +2,9 @@
 //! the outputs are equal.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::timing::{median_ms, timed};
 
 use blockstm_evm::workloads::{Workload, WorkloadError, WorkloadKind, WorkloadSpec};
 use blockstm_evm::{BlockError, BlockOutput, Options, execute, execute_sequential};
@@ -240,23 +242,6 @@ fn process_cpu_time() -> Duration {
 
 fn failed_txs(output: &BlockOutput) -> usize {
     output.results.iter().filter(|r| !r.is_success()).count()
-}
-
-fn timed<T>(f: impl FnOnce() -> T) -> (Duration, T) {
-    let start = Instant::now();
-    let value = f();
-    (start.elapsed(), value)
-}
-
-fn median_ms(times: &mut [Duration]) -> f64 {
-    times.sort();
-    let mid = times.len() / 2;
-    let median = if times.len().is_multiple_of(2) {
-        (times[mid - 1] + times[mid]) / 2
-    } else {
-        times[mid]
-    };
-    median.as_secs_f64() * 1e3
 }
 
 fn print_header() {

@@ -2,6 +2,7 @@
 
 mod bench;
 mod replay;
+mod timing;
 
 /// mimalloc keeps freed memory for reuse; with the system allocator every block's large maps
 /// are fresh pages, and page faults dominate both engines (as with jemalloc in reth).

@@ -3,13 +3,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use blockstm_evm::replay::{MainnetData, ReplayError};
 use blockstm_evm::{Options, execute, execute_sequential};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+
+use crate::timing::{median_ms, timed};
 
 /// Arguments of `blockstm replay`.
 #[derive(Debug, Args)]
@@ -115,11 +116,6 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode, String> {
     })
 }
 
-fn median_ms(mut times: Vec<f64>) -> f64 {
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
-
 fn replay_block(data: &MainnetData, number: u64, options: &Options, runs: usize) -> Row {
     let mut row = Row {
         block: number,
@@ -149,14 +145,10 @@ fn replay_block(data: &MainnetData, number: u64, options: &Options, runs: usize)
     let parallel = execute(&block.storage, &block.block, options);
     let (mut seq_times, mut par_times) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        let start = Instant::now();
-        let _ = execute_sequential(&block.storage, &block.block);
-        seq_times.push(start.elapsed().as_secs_f64() * 1e3);
-        let start = Instant::now();
-        let _ = execute(&block.storage, &block.block, options);
-        par_times.push(start.elapsed().as_secs_f64() * 1e3);
+        seq_times.push(timed(|| execute_sequential(&block.storage, &block.block)).0);
+        par_times.push(timed(|| execute(&block.storage, &block.block, options)).0);
     }
-    let (seq_ms, par_ms) = (median_ms(seq_times), median_ms(par_times));
+    let (seq_ms, par_ms) = (median_ms(&mut seq_times), median_ms(&mut par_times));
     row.seq_ms = Some(seq_ms);
     row.par_ms = Some(par_ms);
     row.speedup = Some(seq_ms / par_ms);
