@@ -22,6 +22,7 @@
 
 mod assembly;
 pub mod block;
+pub mod conformance;
 pub mod error;
 mod evm;
 mod location;

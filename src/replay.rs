@@ -10,7 +10,8 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use alloy_consensus::{
-    Eip658Value, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction as _, Typed2718 as _,
+    Eip658Value, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction as _, TxEnvelope,
+    Typed2718 as _,
 };
 use alloy_primitives::Bloom;
 use alloy_rpc_types_eth::{Block as RpcBlock, Transaction as RpcTransaction};
@@ -146,7 +147,11 @@ impl MainnetData {
             }),
             ..BlockEnv::default()
         };
-        let txs: Vec<TxEnv> = rpc.transactions.txns().map(tx_env).collect();
+        let txs: Vec<TxEnv> = rpc
+            .transactions
+            .txns()
+            .map(|tx| tx_env(tx.inner.inner(), tx.inner.signer()))
+            .collect();
         let mut block = Block::new(env, spec, txs);
         block.cfg.chain_id = 1;
         let storage = self.pre_state(&dir.join("pre_state.json"))?;
@@ -240,11 +245,11 @@ pub fn spec_at(number: u64, timestamp: u64) -> SpecId {
         .map_or(SpecId::FRONTIER, |(_, spec)| *spec)
 }
 
-fn tx_env(tx: &RpcTransaction) -> TxEnv {
-    let signed = tx.inner.inner();
+/// The revm transaction of a signed Ethereum transaction sent by `signer`.
+pub fn tx_env(signed: &TxEnvelope, signer: Address) -> TxEnv {
     TxEnv {
         tx_type: signed.ty(),
-        caller: tx.inner.signer(),
+        caller: signer,
         gas_limit: signed.gas_limit(),
         gas_price: signed.max_fee_per_gas(),
         gas_priority_fee: signed.max_priority_fee_per_gas(),
@@ -299,37 +304,54 @@ pub struct HeaderCheck {
 impl MainnetBlock {
     /// Compares an execution's output with the header.
     pub fn check(&self, output: &BlockOutput) -> HeaderCheck {
-        let receipts: Vec<ReceiptEnvelope> = output
-            .results
-            .iter()
-            .zip(&self.block.txs)
-            .map(|(result, tx)| {
-                let receipt = Receipt {
-                    status: Eip658Value::Eip658(result.is_success()),
-                    cumulative_gas_used: result.cumulative_gas_used,
-                    logs: result.logs().to_vec(),
-                };
-                let with_bloom = ReceiptWithBloom::from(receipt);
-                match tx.tx_type {
-                    1 => ReceiptEnvelope::Eip2930(with_bloom),
-                    2 => ReceiptEnvelope::Eip1559(with_bloom),
-                    3 => ReceiptEnvelope::Eip4844(with_bloom),
-                    4 => ReceiptEnvelope::Eip7702(with_bloom),
-                    _ => ReceiptEnvelope::Legacy(with_bloom),
-                }
-            })
-            .collect();
-        let mut bloom = Bloom::default();
-        for receipt in &receipts {
-            bloom.accrue_bloom(receipt.logs_bloom());
-        }
-        let byzantium = self.spec.is_enabled_in(SpecId::BYZANTIUM);
-        HeaderCheck {
-            gas: output.gas_used() == self.gas_used,
-            bloom: bloom == self.logs_bloom,
-            receipts_root: byzantium.then(|| {
-                alloy_consensus::proofs::calculate_receipt_root(&receipts) == self.receipts_root
-            }),
-        }
+        check_header(
+            output,
+            &self.block,
+            self.gas_used,
+            self.logs_bloom,
+            self.receipts_root,
+        )
+    }
+}
+
+/// Compares the output of `block` with its header's `gasUsed`, `logsBloom` and, from
+/// Byzantium on, `receiptsRoot` (receipts built with alloy-consensus types).
+pub fn check_header(
+    output: &BlockOutput,
+    block: &Block,
+    gas_used: u64,
+    logs_bloom: Bloom,
+    receipts_root: B256,
+) -> HeaderCheck {
+    let receipts: Vec<ReceiptEnvelope> = output
+        .results
+        .iter()
+        .zip(&block.txs)
+        .map(|(result, tx)| {
+            let receipt = Receipt {
+                status: Eip658Value::Eip658(result.is_success()),
+                cumulative_gas_used: result.cumulative_gas_used,
+                logs: result.logs().to_vec(),
+            };
+            let with_bloom = ReceiptWithBloom::from(receipt);
+            match tx.tx_type {
+                1 => ReceiptEnvelope::Eip2930(with_bloom),
+                2 => ReceiptEnvelope::Eip1559(with_bloom),
+                3 => ReceiptEnvelope::Eip4844(with_bloom),
+                4 => ReceiptEnvelope::Eip7702(with_bloom),
+                _ => ReceiptEnvelope::Legacy(with_bloom),
+            }
+        })
+        .collect();
+    let mut bloom = Bloom::default();
+    for receipt in &receipts {
+        bloom.accrue_bloom(receipt.logs_bloom());
+    }
+    let byzantium = block.spec().is_enabled_in(SpecId::BYZANTIUM);
+    HeaderCheck {
+        gas: output.gas_used() == gas_used,
+        bloom: bloom == logs_bloom,
+        receipts_root: byzantium
+            .then(|| alloy_consensus::proofs::calculate_receipt_root(&receipts) == receipts_root),
     }
 }

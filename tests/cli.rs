@@ -157,3 +157,59 @@ fn replay_of_a_missing_folder_fails_with_the_path() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+fn ethtests_dir() -> Option<String> {
+    let dir = std::env::var("BLOCKSTM_ETHTESTS_DIR")
+        .unwrap_or_else(|_| format!("{}/../shared/ethtests", env!("CARGO_MANIFEST_DIR")));
+    if std::path::Path::new(&dir).is_dir() {
+        Some(dir)
+    } else {
+        println!(
+            "SKIP statetest/blocktest CLI test: no fixtures at {dir} (set BLOCKSTM_ETHTESTS_DIR)"
+        );
+        None
+    }
+}
+
+#[test]
+fn statetest_and_blocktest_end_with_the_summary_line() {
+    let Some(dir) = ethtests_dir() else { return };
+    for (command, path) in [
+        ("statetest", format!("{dir}/GeneralStateTests/stExample")),
+        (
+            "blocktest",
+            format!("{dir}/BlockchainTests/ValidBlocks/bcExample"),
+        ),
+    ] {
+        let output = blockstm(&[command, &path]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{command}: {stdout}");
+        let last = stdout.lines().last().unwrap_or_default();
+        let counts: Vec<usize> = last
+            .split(", ")
+            .map(|part| part.split(' ').next().unwrap().parse().unwrap())
+            .collect();
+        assert!(
+            last.ends_with(" skipped") && counts.len() == 3 && counts[0] > 0 && counts[1] == 0,
+            "{command}: {last:?}"
+        );
+    }
+}
+
+#[test]
+fn statetest_reports_a_malformed_file_and_fails() {
+    let dir = std::env::temp_dir().join(format!("blockstm-cli-malformed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bad.json"), "[1, 2").unwrap();
+    let output = blockstm(&["statetest", dir.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success());
+    assert!(
+        stdout.contains("bad.json") && stdout.contains("0 passed, 1 failed, 0 skipped"),
+        "{stdout}"
+    );
+    let missing = blockstm(&["statetest", "/nonexistent/fixtures"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/fixtures"));
+}

@@ -1,6 +1,7 @@
 //! `blockstm`: benchmarks, state tests and mainnet replays of the blockstm-evm executor.
 
 mod bench;
+mod conformance;
 mod replay;
 mod timing;
 
@@ -38,6 +39,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Replay real mainnet blocks sequentially and in parallel, checked against their headers.
     Replay(replay::ReplayArgs),
+    /// Run Ethereum state tests through the parallel engine and the sequential reference.
+    Statetest(conformance::StateTestArgs),
+    /// Run Ethereum blockchain tests through the parallel engine and the sequential reference.
+    Blocktest(conformance::BlockTestArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +55,8 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Bench(args) => bench::run(&args).map_err(|e| e.to_string()),
         Command::Replay(args) => replay::run(&args),
+        Command::Statetest(args) => conformance::run_statetest(&args),
+        Command::Blocktest(args) => conformance::run_blocktest(&args),
     };
     match outcome {
         Ok(code) => code,
