@@ -25,24 +25,33 @@ pub mod block;
 pub mod conformance;
 pub mod error;
 mod evm;
+pub mod executor;
 mod location;
 mod mv_memory;
 pub mod output;
 pub mod parallel;
+pub mod pool;
 pub mod replay;
 mod scheduler;
 mod segmented_vec;
 pub mod sequential;
 mod state_cache;
 pub mod storage;
+mod stress;
 mod sync;
 mod vm;
 pub mod workloads;
 
+/// Loom model checking of the scheduler and MvMemory (`scripts/loom.sh`).
+#[cfg(all(loom, test))]
+#[path = "../loom-tests/mod.rs"]
+mod loom_tests;
+
 pub use block::Block;
 pub use error::BlockError;
+pub use executor::Executor;
 pub use output::{AccountChange, BlockOutput, SlotChange, StateChanges, TxResult};
-pub use parallel::{Options, execute};
+pub use parallel::{Options, execute, execute_with_spawned_threads};
 pub use sequential::execute_sequential;
 pub use storage::{GenesisError, InMemoryStorage, StorageError};
 

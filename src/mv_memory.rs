@@ -127,6 +127,26 @@ struct Cell {
     /// means "only credits on top of the base value", which lets a credited account's code
     /// be checked without walking thousands of credits (an exchange's deposit address).
     plain_entries: AtomicU32,
+    /// Under loom only: stands for the version map's own synchronisation, which loom cannot
+    /// see (crossbeam is not loom-aware). Every access to the map that another thread could
+    /// observe comes right after an access to this atomic (a load for a read, an increment
+    /// for a write), so that loom explores the interleavings of map accesses and sees the
+    /// happens-before edges the map's Release/Acquire give (see `loom-tests/README.md`).
+    #[cfg(loom)]
+    map_access: crate::sync::AtomicUsize,
+}
+
+#[cfg(loom)]
+impl Cell {
+    /// Announces to loom a read of the version map (the read runs in the same model step).
+    fn model_map_read(&self) {
+        self.map_access.load(Ordering::SeqCst);
+    }
+
+    /// Announces to loom a change to the version map (made in the same model step).
+    fn model_map_write(&self) {
+        self.map_access.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 impl EntryData {
@@ -231,12 +251,30 @@ pub(crate) fn apply_credit(
     }
 }
 
+/// A deliberate error in the cell protocol, for the loom tests to show that they catch it.
+#[cfg(loom)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CellMutation {
+    /// The real protocol.
+    None,
+    /// A transaction's first entry at a location is published before
+    /// [`Cell::plain_entries`] counts it: a reader can find a plain entry while the count
+    /// says "only credits".
+    PublishBeforeCount,
+    /// An entry is replaced by removing its node and inserting a new one (with the count
+    /// updated in between), instead of swapping its state in place: the window the module
+    /// doc warns about, in which a reader falls through to a lower version.
+    RemoveThenInsert,
+}
+
 /// The block's multi-version memory.
 pub(crate) struct MvMemory {
     cells: SegmentedVec<CachePadded<Cell>>,
     /// Locations each transaction's last incarnation wrote, sorted.
     last_writes: Vec<CachePadded<Mutex<Vec<LocId>>>>,
     delete_touched_empty: bool,
+    #[cfg(loom)]
+    mutation: CellMutation,
 }
 
 impl MvMemory {
@@ -248,6 +286,22 @@ impl MvMemory {
                 .map(|_| CachePadded::new(Mutex::new(Vec::new())))
                 .collect(),
             delete_touched_empty,
+            #[cfg(loom)]
+            mutation: CellMutation::None,
+        }
+    }
+
+    /// Memory like [`MvMemory::new`]'s, with `mutation` switched on.
+    #[cfg(loom)]
+    pub(crate) fn with_mutation(
+        txs: usize,
+        locations: usize,
+        delete_touched_empty: bool,
+        mutation: CellMutation,
+    ) -> Self {
+        Self {
+            mutation,
+            ..Self::new(txs, locations, delete_touched_empty)
         }
     }
 
@@ -259,7 +313,10 @@ impl MvMemory {
     /// What transaction `tx` reads at `location`: the highest writer below it.
     pub(crate) fn read(&self, location: LocId, tx: TxIdx) -> ReadResult {
         let guard = epoch::pin();
-        let Some(versions) = self.cell(location).versions.get() else {
+        let cell = self.cell(location);
+        #[cfg(loom)]
+        cell.model_map_read();
+        let Some(versions) = cell.versions.get() else {
             return ReadResult::Base;
         };
         let mut fees: SmallVec<[Credit; 4]> = SmallVec::new();
@@ -446,16 +503,45 @@ impl MvMemory {
         // once, so the entry's existence and old state cannot change under us.
         match versions.get(&tx) {
             None => {
+                #[cfg(loom)]
+                if self.mutation == CellMutation::PublishBeforeCount {
+                    cell.model_map_write();
+                    versions.insert(tx, Entry(Atomic::new(state)));
+                    if new_plain {
+                        cell.plain_entries.fetch_add(1, Ordering::SeqCst);
+                    }
+                    return;
+                }
                 if new_plain {
                     cell.plain_entries.fetch_add(1, Ordering::SeqCst);
                 }
+                #[cfg(loom)]
+                cell.model_map_write();
                 versions.insert(tx, Entry(Atomic::new(state)));
             }
             Some(entry) => {
                 let old_plain = entry.value().load(guard).data.is_plain();
+                #[cfg(loom)]
+                if self.mutation == CellMutation::RemoveThenInsert {
+                    // Broken on purpose, memory-safe all the same: the skip list destroys a
+                    // removed node (dropping its `Entry`) only once no reader can hold it.
+                    cell.model_map_write();
+                    entry.remove();
+                    if old_plain {
+                        cell.plain_entries.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    if new_plain {
+                        cell.plain_entries.fetch_add(1, Ordering::SeqCst);
+                    }
+                    cell.model_map_write();
+                    versions.insert(tx, Entry(Atomic::new(state)));
+                    return;
+                }
                 if new_plain && !old_plain {
                     cell.plain_entries.fetch_add(1, Ordering::SeqCst);
                 }
+                #[cfg(loom)]
+                cell.model_map_write();
                 // AcqRel: Release publishes the new state to readers; Acquire orders the swap
                 // after the previous writer's, whose state we free.
                 let old = entry.value().0.swap(

@@ -19,9 +19,11 @@ use crate::assembly;
 use crate::block::Block;
 use crate::error::BlockError;
 use crate::evm::block_evm;
+use crate::executor::Executor;
 use crate::location::LocationIndex;
 use crate::mv_memory::{MvMemory, Read, Version};
 use crate::output::{BlockOutput, TxResult};
+use crate::pool::WorkerContext;
 use crate::scheduler::{Scheduler, Task};
 use crate::sequential::execute_sequential;
 use crate::sync::{AtomicBool, Mutex, Ordering, lock};
@@ -73,7 +75,37 @@ impl Options {
 /// let parallel = execute(&workload.storage, &workload.block, &Options::with_concurrency(4)).unwrap();
 /// assert_eq!(parallel, execute_sequential(&workload.storage, &workload.block).unwrap());
 /// ```
+///
+/// Runs on the process-wide default [`Executor`] (its pool is built on first use, see
+/// [`Executor::global`]); build an [`Executor`] to choose the pool's size and placement.
 pub fn execute<S>(storage: &S, block: &Block, options: &Options) -> Result<BlockOutput, BlockError>
+where
+    S: DatabaseRef + Sync,
+{
+    execute_on(Executor::global(), storage, block, options)
+}
+
+/// Executes `block` like [`execute`], on threads spawned for this block alone (no pool): for
+/// callers that must not keep threads between blocks, and to measure what the pool saves.
+pub fn execute_with_spawned_threads<S>(
+    storage: &S,
+    block: &Block,
+    options: &Options,
+) -> Result<BlockOutput, BlockError>
+where
+    S: DatabaseRef + Sync,
+{
+    execute_on(None, storage, block, options)
+}
+
+/// Executes `block` on `executor`'s pool when it has enough workers for the requested
+/// concurrency, else (or without an executor) on threads spawned for the block.
+pub(crate) fn execute_on<S>(
+    executor: Option<&Executor>,
+    storage: &S,
+    block: &Block,
+    options: &Options,
+) -> Result<BlockOutput, BlockError>
 where
     S: DatabaseRef + Sync,
 {
@@ -89,8 +121,12 @@ where
     let index = LocationIndex::new(block.env.beneficiary, expected_locations);
     let memory = MvMemory::new(txs, expected_locations, delete_touched_empty);
     // One arena per worker, for the block's read sets: allocated by that worker only, freed
-    // in bulk with the block.
-    let mut arenas: Vec<Bump> = (0..threads).map(|_| Bump::new()).collect();
+    // in bulk with the block. A pool keeps worker `i`'s arena for worker `i` across blocks.
+    let executor = executor.filter(|executor| threads <= executor.pool.workers());
+    let mut arenas: Vec<Bump> = match executor {
+        Some(executor) => executor.take_arenas(threads),
+        None => (0..threads).map(|_| Bump::new()).collect(),
+    };
     let run = Run {
         block,
         context: BlockContext {
@@ -107,15 +143,36 @@ where
         abandoned: AtomicBool::new(false),
         panic: Mutex::new(None),
     };
-    std::thread::scope(|scope| {
-        let mut arenas = arenas.iter_mut();
-        let own_arena = arenas.next().expect("one arena per worker");
-        for (worker, arena) in (1..).zip(arenas) {
-            let run = &run;
-            scope.spawn(move || run.work(worker, threads, arena));
+    match executor {
+        Some(executor) => {
+            // Each worker takes its own arena out of this list once.
+            let handed: Vec<std::sync::Mutex<Option<&mut Bump>>> = arenas
+                .iter_mut()
+                .map(|arena| std::sync::Mutex::new(Some(arena)))
+                .collect();
+            let job = |worker: &mut WorkerContext| {
+                let arena = handed[worker.index]
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take()
+                    .expect("each participant takes its arena once");
+                run.work(worker.index, threads, arena);
+            };
+            if let Err(message) = executor.pool.run(threads, &job) {
+                // `work` catches the engine's panics; this one escaped it (or the job).
+                lock(&run.panic).get_or_insert(message);
+            }
         }
-        run.work(0, threads, own_arena);
-    });
+        None => std::thread::scope(|scope| {
+            let mut arenas = arenas.iter_mut();
+            let own_arena = arenas.next().expect("one arena per worker");
+            for (worker, arena) in (1..).zip(arenas) {
+                let run = &run;
+                scope.spawn(move || run.work(worker, threads, arena));
+            }
+            run.work(0, threads, own_arena);
+        }),
+    }
     if let Some(message) = lock(&run.panic).take() {
         return Err(BlockError::WorkerPanicked { message });
     }
@@ -124,9 +181,18 @@ where
     let state = assembly::state_changes(storage, &memory, &index, threads)
         .map_err(|error| BlockError::storage(error.tx as usize, error.source))?;
     // Freeing a large block's multi-version memory takes milliseconds: do it off the
-    // caller's path.
-    if txs >= BACKGROUND_DROP_TXS {
-        std::thread::spawn(move || drop((memory, index, arenas)));
+    // caller's path (on an idle pool worker, or a thread of its own).
+    match executor {
+        Some(executor) => {
+            executor.return_arenas(arenas);
+            if txs >= BACKGROUND_DROP_TXS {
+                executor.pool.defer_drop(Box::new((memory, index)));
+            }
+        }
+        None if txs >= BACKGROUND_DROP_TXS => {
+            std::thread::spawn(move || drop((memory, index, arenas)));
+        }
+        None => {}
     }
     Ok(BlockOutput { results, state })
 }
@@ -193,6 +259,7 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
                 Some(Task::Validate(version)) => self.validate(version),
                 None if self.scheduler.done() => break,
                 None => {
+                    crate::stress::point();
                     let next = self.scheduler.next_task();
                     if next.is_some() {
                         backoff.reset();
@@ -213,6 +280,8 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         let tx_env = &self.block.txs[version.tx as usize];
         match execute_incarnation(evm, version.tx, tx_env) {
             IncarnationOutcome::Blocked(blocking) => {
+                // The blocker may finish meanwhile: `add_dependency` must then refuse.
+                crate::stress::point();
                 if self.scheduler.add_dependency(version.tx, blocking) {
                     None
                 } else {
@@ -228,11 +297,14 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
                     .context
                     .memory
                     .record(version.tx, version.incarnation, writes);
+                // Writes visible, read set and output not stored yet.
+                crate::stress::point();
                 {
                     let mut slot = lock(&self.slots[version.tx as usize]);
                     slot.reads = reads;
                     slot.output = Some(output);
                 }
+                crate::stress::point();
                 self.scheduler.finish_execution(version, wrote_new)
             }
         }
@@ -243,11 +315,15 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
             let slot = lock(&self.slots[version.tx as usize]);
             self.context.memory.validate(version.tx, slot.reads)
         };
+        // Another validator may abort the same incarnation, or it may be re-executed, here.
+        crate::stress::point();
         let aborted = !valid && self.scheduler.try_validation_abort(version);
         if aborted {
+            crate::stress::point();
             self.context
                 .memory
                 .mark_estimates(version.tx, version.incarnation);
+            crate::stress::point();
         }
         self.scheduler.finish_validation(version, aborted)
     }

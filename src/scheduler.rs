@@ -9,11 +9,15 @@
 //! Aborting)`; transactions suspended on an aborted writer wait in that writer's dependency
 //! list and are released when it finishes its next incarnation.
 //!
-//! Invariants (checked by the model tests in `loom-tests/`):
+//! Invariants (model-checked with loom: `loom-tests/scheduler.rs`, run by `scripts/loom.sh`):
 //! - an incarnation is handed out for execution at most once;
 //! - the block is done exactly when both indices passed the end, no task is in flight, and
 //!   no index was pulled back in between (`decrease_cnt` detects the latter);
 //! - a transaction added to a dependency list is released exactly once.
+//!
+//! Under `cfg(loom)` a scheduler can be built with a `Mutation`: a deliberate protocol
+//! error that the model tests switch on to show that the checker catches it. The field and
+//! its checks do not exist in a normal build.
 //!
 //! Orderings are `SeqCst` throughout: the done check reads four counters and its correctness
 //! argument (the paper's) assumes one total order of their updates.
@@ -58,6 +62,24 @@ pub(crate) enum Task {
     Validate(Version),
 }
 
+/// A deliberate error in the protocol, for the loom tests to show that they catch it.
+#[cfg(loom)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mutation {
+    /// The real protocol.
+    None,
+    /// `add_dependency` skips its check that the blocker already finished (done under the
+    /// dependency lock): a transaction can suspend on a blocker that will never wake it.
+    SuspendOnFinishedBlocker,
+    /// Pulling the validation index back does not bump `decrease_cnt`: a done check that
+    /// read the indices before the pull-back can declare the block done.
+    SilentValidationDecrease,
+    /// `finish_execution` stops counting its task as active before it pulls the validation
+    /// index back: a done check in between sees no task in flight and both indices past the
+    /// end, while the transaction still awaits its validation.
+    ReleaseBeforeDecrease,
+}
+
 /// The scheduler of one block.
 pub(crate) struct Scheduler {
     block_size: usize,
@@ -68,6 +90,8 @@ pub(crate) struct Scheduler {
     done_marker: CachePadded<AtomicBool>,
     status: Vec<CachePadded<AtomicU64>>,
     dependencies: Vec<CachePadded<Mutex<Vec<TxIdx>>>>,
+    #[cfg(loom)]
+    mutation: Mutation,
 }
 
 impl Scheduler {
@@ -86,6 +110,17 @@ impl Scheduler {
             dependencies: (0..block_size)
                 .map(|_| CachePadded::new(Mutex::new(Vec::new())))
                 .collect(),
+            #[cfg(loom)]
+            mutation: Mutation::None,
+        }
+    }
+
+    /// A scheduler like [`Scheduler::new`]'s, with `mutation` switched on.
+    #[cfg(loom)]
+    pub(crate) fn with_mutation(block_size: usize, mutation: Mutation) -> Self {
+        Self {
+            mutation,
+            ..Self::new(block_size)
         }
     }
 
@@ -185,7 +220,11 @@ impl Scheduler {
         let mut dependents = lock(&self.dependencies[blocking as usize]);
         // Checked under the lock that `finish_execution` takes after setting `Executed`, so a
         // dependency is either seen there or not added here: no lost wake-up.
-        if self.status(blocking).1 == Status::Executed {
+        let blocker_finished = self.status(blocking).1 == Status::Executed;
+        #[cfg(loom)]
+        let blocker_finished =
+            blocker_finished && self.mutation != Mutation::SuspendOnFinishedBlocker;
+        if blocker_finished {
             return false;
         }
         let (incarnation, status) = self.status(tx);
@@ -214,6 +253,10 @@ impl Scheduler {
 
     fn decrease_validation_idx(&self, target: usize) {
         self.validation_idx.fetch_min(target, Ordering::SeqCst);
+        #[cfg(loom)]
+        if self.mutation == Mutation::SilentValidationDecrease {
+            return;
+        }
         self.decrease_cnt.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -240,6 +283,12 @@ impl Scheduler {
             if !wrote_new_location {
                 // The task goes on as a validation: the active count stays.
                 return Some(Task::Validate(version));
+            }
+            #[cfg(loom)]
+            if self.mutation == Mutation::ReleaseBeforeDecrease {
+                self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+                self.decrease_validation_idx(tx);
+                return None;
             }
             self.decrease_validation_idx(tx);
         }

@@ -9,7 +9,9 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize
 #[cfg(loom)]
 pub(crate) use loom::sync::Mutex;
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::Ordering;
+#[cfg(loom)]
+pub(crate) use seq_cst::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
 
 /// Locks `mutex`, ignoring poisoning: a panicking worker abandons the whole block (see
 /// `parallel`), so data behind a poisoned lock is never used for an answer.
@@ -24,4 +26,102 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> impl std::ops::DerefMut<Target = T> +
     {
         mutex.lock().unwrap()
     }
+}
+
+/// loom's atomics with `SeqCst` restored.
+///
+/// loom models a `SeqCst` access as an `AcqRel` one (a documented limitation, tokio-rs/loom
+/// issue 180): it lets a `SeqCst` load return a stale value, so it reports executions that the
+/// single total order of `SeqCst` accesses rules out, such as the store-buffering pattern the
+/// scheduler relies on (`finish_execution` stores `Executed` then loads `validation_idx`, while
+/// `next_version_to_validate` bumps `validation_idx` then loads the status: one of them must
+/// see the other). loom does model `SeqCst` fences exactly, so here every `SeqCst` access is
+/// bracketed by two: all `SeqCst` accesses then take effect in one order that every thread
+/// agrees on, which is what the C++/Rust model guarantees for them. Other orderings pass
+/// through unchanged, with loom's full weak-memory exploration.
+#[cfg(loom)]
+mod seq_cst {
+    use loom::sync::atomic::{self, Ordering};
+
+    /// Runs `access` between two `SeqCst` fences when `order` is `SeqCst`.
+    fn sequenced<R>(order: Ordering, access: impl FnOnce() -> R) -> R {
+        if order != Ordering::SeqCst {
+            return access();
+        }
+        atomic::fence(Ordering::SeqCst);
+        let result = access();
+        atomic::fence(Ordering::SeqCst);
+        result
+    }
+
+    macro_rules! seq_cst_atomic {
+        ($name:ident, $value:ty) => {
+            /// loom's atomic of the same name, with `SeqCst` accesses fenced (see the module).
+            #[derive(Debug)]
+            pub(crate) struct $name(atomic::$name);
+
+            impl Default for $name {
+                fn default() -> Self {
+                    Self::new(<$value>::default())
+                }
+            }
+
+            #[allow(dead_code)]
+            impl $name {
+                pub(crate) fn new(value: $value) -> Self {
+                    Self(atomic::$name::new(value))
+                }
+
+                pub(crate) fn load(&self, order: Ordering) -> $value {
+                    sequenced(order, || self.0.load(order))
+                }
+
+                pub(crate) fn store(&self, value: $value, order: Ordering) {
+                    sequenced(order, || self.0.store(value, order))
+                }
+
+                pub(crate) fn swap(&self, value: $value, order: Ordering) -> $value {
+                    sequenced(order, || self.0.swap(value, order))
+                }
+
+                pub(crate) fn compare_exchange(
+                    &self,
+                    current: $value,
+                    new: $value,
+                    success: Ordering,
+                    failure: Ordering,
+                ) -> Result<$value, $value> {
+                    sequenced(success, || {
+                        self.0.compare_exchange(current, new, success, failure)
+                    })
+                }
+            }
+        };
+    }
+
+    macro_rules! seq_cst_atomic_int {
+        ($name:ident, $value:ty) => {
+            seq_cst_atomic!($name, $value);
+
+            #[allow(dead_code)]
+            impl $name {
+                pub(crate) fn fetch_add(&self, value: $value, order: Ordering) -> $value {
+                    sequenced(order, || self.0.fetch_add(value, order))
+                }
+
+                pub(crate) fn fetch_sub(&self, value: $value, order: Ordering) -> $value {
+                    sequenced(order, || self.0.fetch_sub(value, order))
+                }
+
+                pub(crate) fn fetch_min(&self, value: $value, order: Ordering) -> $value {
+                    sequenced(order, || self.0.fetch_min(value, order))
+                }
+            }
+        };
+    }
+
+    seq_cst_atomic!(AtomicBool, bool);
+    seq_cst_atomic_int!(AtomicU32, u32);
+    seq_cst_atomic_int!(AtomicU64, u64);
+    seq_cst_atomic_int!(AtomicUsize, usize);
 }

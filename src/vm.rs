@@ -170,6 +170,7 @@ impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
             && recipient == address
             && self.ctx.memory.only_credits(location)
         {
+            crate::stress::point();
             // Only credits on top of the base value: the code is the base's, and the balance
             // revm sees does not matter (the credit is written lazily). No walk over the
             // credits, which may be thousands for a deposit address.
@@ -187,7 +188,10 @@ impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
                 return Ok(value);
             }
         }
-        let (origin, value) = match self.ctx.memory.read(location, self.tx) {
+        let read = self.ctx.memory.read(location, self.tx);
+        // The read is recorded after a delay: a writer may publish in between.
+        crate::stress::point();
+        let (origin, value) = match read {
             ReadResult::Base => (ReadOrigin::Base, self.base_account(address, location)?),
             ReadResult::Written {
                 version,
@@ -307,7 +311,9 @@ impl<S: DatabaseRef> Database for VmDb<'_, '_, S> {
         let wiped_at = self.read_account(address)?.wiped_at;
         let location = self.ctx.index.id(Location::Storage(address, key));
         self.slots.insert((address, key), location);
-        let (origin, value) = match self.ctx.memory.read(location, self.tx) {
+        let read = self.ctx.memory.read(location, self.tx);
+        crate::stress::point();
+        let (origin, value) = match read {
             ReadResult::Base if wiped_at.is_some() => (ReadOrigin::Base, U256::ZERO),
             ReadResult::Base => {
                 let value = match self.ctx.memory.base(location) {
@@ -426,6 +432,7 @@ pub(crate) fn execute_incarnation<'a, S: DatabaseRef>(
         _phantom: PhantomData,
     };
     let result = handler.run(evm);
+    crate::stress::point();
     let mut state = evm.ctx.journal_mut().finalize();
     let db = &mut evm.ctx.journaled_state.database;
     if let Some(writer) = db.blocked_on {

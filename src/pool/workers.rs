@@ -1,0 +1,342 @@
+//! The pool's threads: created once, pinned where the plan says, parked between blocks.
+//!
+//! A block is dispatched with [`WorkerPool::run`]: the first `k` workers (node by node) get a
+//! borrowed job, run it, and the caller waits until all `k` are done. Worker `i` is always
+//! participant `i`, so state the caller keeps per index (the executor's arenas) is used by
+//! the same pinned thread, block after block, and stays on its node.
+//! Work handed to [`WorkerPool::defer_drop`] (a finished block's internal structures) is
+//! dropped by an idle worker, off the caller's path.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+
+use super::topology::PoolPlan;
+
+/// How long a worker spins for the next block before parking (back-to-back blocks then skip
+/// the futex wake-up).
+const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
+
+/// A job as the workers see it: a borrowed closure whose lifetime [`WorkerPool::run`]
+/// guarantees (it waits for every participant before returning).
+#[derive(Clone, Copy)]
+struct JobRef {
+    job: *const (dyn Fn(&mut WorkerContext) + Sync),
+    batch: *const Batch,
+}
+
+// SAFETY: the pointees are `Sync` (the job is `Fn + Sync`, the batch holds atomics and a
+// mutex) and outlive every use: `run` does not return before all participants released them.
+unsafe impl Send for JobRef {}
+
+/// One dispatch's bookkeeping, on the caller's stack.
+struct Batch {
+    remaining: AtomicUsize,
+    caller: Thread,
+    panic: Mutex<Option<String>>,
+}
+
+/// What a worker's job is told: which participant it is.
+pub struct WorkerContext {
+    /// Index of this worker among the block's participants (0-based); the same worker has
+    /// the same index in every block, so per-worker state kept by index stays on its node.
+    pub index: usize,
+}
+
+/// One worker's mailbox.
+struct Mailbox {
+    job: Mutex<Option<JobRef>>,
+    has_job: AtomicBool,
+    thread: Mutex<Option<Thread>>,
+}
+
+struct Shared {
+    mailboxes: Vec<CachePadded<Mailbox>>,
+    garbage: Mutex<Vec<Box<dyn Any + Send>>>,
+    garbage_pending: AtomicBool,
+    shutdown: AtomicBool,
+}
+
+/// A persistent pool of worker threads laid out by a [`PoolPlan`].
+pub struct WorkerPool {
+    shared: Arc<Shared>,
+    handles: Vec<JoinHandle<()>>,
+    plan: PoolPlan,
+    /// One block at a time: concurrent callers queue here.
+    dispatch: Mutex<()>,
+}
+
+impl WorkerPool {
+    /// Starts one thread per worker of `plan`, pinned to its CPU where the plan names one.
+    pub fn new(plan: PoolPlan) -> std::io::Result<Self> {
+        let placements = plan.placements();
+        let shared = Arc::new(Shared {
+            mailboxes: placements
+                .iter()
+                .map(|_| {
+                    CachePadded::new(Mailbox {
+                        job: Mutex::new(None),
+                        has_job: AtomicBool::new(false),
+                        thread: Mutex::new(None),
+                    })
+                })
+                .collect(),
+            garbage: Mutex::new(Vec::new()),
+            garbage_pending: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+        });
+        let mut handles = Vec::with_capacity(placements.len());
+        for (worker, (node, cpu)) in placements.into_iter().enumerate() {
+            let for_worker = Arc::clone(&shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("blockstm-n{node}-w{worker}"))
+                .spawn(move || worker_main(&for_worker, worker, cpu))?;
+            *lock(&shared.mailboxes[worker].thread) = Some(handle.thread().clone());
+            handles.push(handle);
+        }
+        Ok(Self {
+            shared,
+            handles,
+            plan,
+            dispatch: Mutex::new(()),
+        })
+    }
+
+    /// The layout the pool was built from.
+    pub fn plan(&self) -> &PoolPlan {
+        &self.plan
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Runs `job` on the first `participants` workers (at most all of them) and returns when
+    /// every one has finished; a panic in the job is caught and returned as its message.
+    pub fn run(
+        &self,
+        participants: usize,
+        job: &(dyn Fn(&mut WorkerContext) + Sync),
+    ) -> Result<(), String> {
+        let participants = participants.clamp(1, self.workers());
+        let _one_block_at_a_time = lock(&self.dispatch);
+        let batch = Batch {
+            remaining: AtomicUsize::new(participants),
+            caller: std::thread::current(),
+            panic: Mutex::new(None),
+        };
+        // SAFETY: only the lifetime is erased; `job` and `batch` outlive every use, since
+        // this function waits below until `remaining` is zero, and a worker touches neither
+        // after its decrement.
+        let job_ref = JobRef {
+            job: unsafe {
+                std::mem::transmute::<
+                    *const (dyn Fn(&mut WorkerContext) + Sync + '_),
+                    *const (dyn Fn(&mut WorkerContext) + Sync + 'static),
+                >(job)
+            },
+            batch: &batch,
+        };
+        for mailbox in &self.shared.mailboxes[..participants] {
+            *lock(&mailbox.job) = Some(job_ref);
+            // Release: the job stored above is visible to the worker that sees the flag.
+            mailbox.has_job.store(true, Ordering::Release);
+            if let Some(thread) = lock(&mailbox.thread).as_ref() {
+                thread.unpark();
+            }
+        }
+        // Acquire: pairs with each worker's release decrement, so their effects are visible.
+        while batch.remaining.load(Ordering::Acquire) != 0 {
+            std::thread::park();
+        }
+        match batch
+            .panic
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            Some(message) => Err(message),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands `value` to the pool to be dropped by an idle worker, off the caller's path.
+    pub fn defer_drop(&self, value: Box<dyn Any + Send>) {
+        lock(&self.shared.garbage).push(value);
+        self.shared.garbage_pending.store(true, Ordering::Release);
+        // The last worker is the least likely to be needed by the next small block.
+        if let Some(thread) = self
+            .shared
+            .mailboxes
+            .last()
+            .and_then(|mailbox| lock(&mailbox.thread).clone())
+        {
+            thread.unpark();
+        }
+    }
+}
+
+impl Drop for WorkerPool {
+    /// Stops and joins every worker (pending deferred drops are done first).
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        for handle in &self.handles {
+            handle.thread().unpark();
+        }
+        for handle in self.handles.drain(..) {
+            let _ = handle.join();
+        }
+        lock(&self.shared.garbage).clear();
+    }
+}
+
+fn worker_main(shared: &Shared, worker: usize, cpu: Option<usize>) {
+    if let Some(cpu) = cpu {
+        let pinned = core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+        if !pinned {
+            tracing::warn!(worker, cpu, "could not pin the worker; it runs unpinned");
+        }
+    }
+    let mailbox = &shared.mailboxes[worker];
+    let mut context = WorkerContext { index: worker };
+    loop {
+        let Some(job) = wait_for_job(shared, mailbox) else {
+            return;
+        };
+        // SAFETY: `run` keeps the job and the batch alive until this worker's decrement.
+        let (run, batch) = unsafe { (&*job.job, &*job.batch) };
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| run(&mut context))) {
+            lock(&batch.panic).get_or_insert_with(|| panic_text(payload.as_ref()));
+        }
+        let caller = batch.caller.clone();
+        // Release: this worker's work is visible to the caller; `batch` is not touched after.
+        if batch.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            caller.unpark();
+        }
+    }
+}
+
+/// Waits (spin, then park) for a job; drops deferred garbage while idle. `None`: shut down.
+fn wait_for_job(shared: &Shared, mailbox: &Mailbox) -> Option<JobRef> {
+    let spin_until = Instant::now() + SPIN_BEFORE_PARK;
+    loop {
+        // Acquire: pairs with the dispatcher's release store of the flag.
+        if mailbox.has_job.swap(false, Ordering::Acquire) {
+            return lock(&mailbox.job).take();
+        }
+        if shared.shutdown.load(Ordering::SeqCst) {
+            return None;
+        }
+        if shared.garbage_pending.swap(false, Ordering::Acquire) {
+            let garbage = std::mem::take(&mut *lock(&shared.garbage));
+            drop(garbage);
+            continue;
+        }
+        if Instant::now() < spin_until {
+            std::hint::spin_loop();
+        } else {
+            std::thread::park();
+        }
+    }
+}
+
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".to_owned())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::topology::{PoolOptions, fallback};
+
+    fn pool(workers: usize) -> WorkerPool {
+        let options = PoolOptions {
+            workers_per_node: Some(workers),
+            ..PoolOptions::default()
+        };
+        WorkerPool::new(fallback(&options, "test".to_owned())).unwrap()
+    }
+
+    #[test]
+    fn every_participant_runs_the_job_once_with_its_index() {
+        let pool = pool(4);
+        for participants in [1, 2, 4, 9] {
+            let seen: Vec<AtomicUsize> = (0..4).map(|_| AtomicUsize::new(0)).collect();
+            pool.run(participants, &|context: &mut WorkerContext| {
+                seen[context.index].fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+            let counts: Vec<usize> = seen.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+            let expected: Vec<usize> = (0..4).map(|i| usize::from(i < participants)).collect();
+            assert_eq!(counts, expected, "{participants} participants");
+        }
+    }
+
+    #[test]
+    fn jobs_borrow_the_callers_data_and_blocks_run_back_to_back() {
+        let pool = pool(3);
+        let total = AtomicUsize::new(0);
+        let data: Vec<usize> = (1..=300).collect();
+        for _ in 0..1_000 {
+            pool.run(3, &|context: &mut WorkerContext| {
+                let mine: usize = data.iter().skip(context.index).step_by(3).sum();
+                total.fetch_add(mine, Ordering::SeqCst);
+            })
+            .unwrap();
+        }
+        assert_eq!(total.load(Ordering::SeqCst), 1_000 * 300 * 301 / 2);
+    }
+
+    #[test]
+    fn a_panicking_job_is_reported_and_the_pool_stays_usable() {
+        let pool = pool(2);
+        let error = pool
+            .run(2, &|context: &mut WorkerContext| {
+                if context.index == 1 {
+                    panic!("worker one fails");
+                }
+            })
+            .unwrap_err();
+        assert!(error.contains("worker one fails"));
+        let ran = AtomicUsize::new(0);
+        pool.run(2, &|_: &mut WorkerContext| {
+            ran.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn deferred_drops_happen_and_dropping_the_pool_joins_its_threads() {
+        struct Flag(Arc<AtomicBool>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(AtomicBool::new(false));
+        let pool = pool(2);
+        pool.defer_drop(Box::new(Flag(Arc::clone(&dropped))));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !dropped.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(dropped.load(Ordering::SeqCst), "an idle worker dropped it");
+        let weak = Arc::downgrade(&pool.shared);
+        drop(pool);
+        assert_eq!(weak.strong_count(), 0, "every worker thread has exited");
+    }
+}
