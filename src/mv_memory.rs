@@ -292,7 +292,7 @@ impl MvMemory {
     }
 
     /// Memory like [`MvMemory::new`]'s, with `mutation` switched on.
-    #[cfg(loom)]
+    #[cfg(all(loom, test))]
     pub(crate) fn with_mutation(
         txs: usize,
         locations: usize,

@@ -116,7 +116,7 @@ impl Scheduler {
     }
 
     /// A scheduler like [`Scheduler::new`]'s, with `mutation` switched on.
-    #[cfg(loom)]
+    #[cfg(all(loom, test))]
     pub(crate) fn with_mutation(block_size: usize, mutation: Mutation) -> Self {
         Self {
             mutation,
