@@ -131,22 +131,7 @@ impl MainnetData {
         let rpc: RpcBlock<RpcTransaction> = parse_json(&path, &read_file(&path)?)?;
         let header = &rpc.header;
         let spec = spec_at(header.number, header.timestamp);
-        let env = BlockEnv {
-            number: U256::from(header.number),
-            beneficiary: header.beneficiary,
-            timestamp: U256::from(header.timestamp),
-            gas_limit: header.gas_limit,
-            basefee: header.base_fee_per_gas.unwrap_or_default(),
-            difficulty: header.difficulty,
-            prevrandao: spec.is_enabled_in(SpecId::MERGE).then_some(header.mix_hash),
-            blob_excess_gas_and_price: spec.is_enabled_in(SpecId::CANCUN).then(|| {
-                BlobExcessGasAndPrice::new_with_spec(
-                    header.excess_blob_gas.unwrap_or_default(),
-                    spec,
-                )
-            }),
-            ..BlockEnv::default()
-        };
+        let env = block_env(&header.inner, spec);
         let txs: Vec<TxEnv> = rpc
             .transactions
             .txns()
@@ -243,6 +228,23 @@ pub fn spec_at(number: u64, timestamp: u64) -> SpecId {
         .iter()
         .find(|(start, _)| number >= *start)
         .map_or(SpecId::FRONTIER, |(_, spec)| *spec)
+}
+
+/// The EVM's view of a block header under `spec`.
+pub fn block_env(header: &alloy_consensus::Header, spec: SpecId) -> BlockEnv {
+    BlockEnv {
+        number: U256::from(header.number),
+        beneficiary: header.beneficiary,
+        timestamp: U256::from(header.timestamp),
+        gas_limit: header.gas_limit,
+        basefee: header.base_fee_per_gas.unwrap_or_default(),
+        difficulty: header.difficulty,
+        prevrandao: spec.is_enabled_in(SpecId::MERGE).then_some(header.mix_hash),
+        blob_excess_gas_and_price: spec.is_enabled_in(SpecId::CANCUN).then(|| {
+            BlobExcessGasAndPrice::new_with_spec(header.excess_blob_gas.unwrap_or_default(), spec)
+        }),
+        ..BlockEnv::default()
+    }
 }
 
 /// The revm transaction of a signed Ethereum transaction sent by `signer`.

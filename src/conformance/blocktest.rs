@@ -17,8 +17,7 @@ use alloy_consensus::transaction::SignerRecoverable as _;
 use alloy_consensus::{Header, TxEnvelope};
 use alloy_eips::{eip2935, eip4788, eip7002, eip7251};
 use alloy_rlp::Decodable as _;
-use revm::context::{BlockEnv, CfgEnv, Context};
-use revm::context_interface::block::BlobExcessGasAndPrice;
+use revm::context::{CfgEnv, Context};
 use revm::database::CacheDB;
 use revm::handler::system_call::SystemCallEvm as _;
 use revm::handler::{MainBuilder as _, MainContext as _};
@@ -31,7 +30,7 @@ use super::statetest::panic_message;
 use super::{CaseOutcome, Verdict, WorldState, parallel_difference};
 use crate::block::Block;
 use crate::parallel::{Options, execute};
-use crate::replay::{check_header, tx_env};
+use crate::replay::{block_env, check_header, tx_env};
 use crate::sequential::execute_sequential;
 use crate::storage::InMemoryStorage;
 
@@ -321,22 +320,6 @@ fn apply_block(
         parent: header.parent_hash,
         state: world,
     })
-}
-
-fn block_env(header: &Header, spec: SpecId) -> BlockEnv {
-    BlockEnv {
-        number: U256::from(header.number),
-        beneficiary: header.beneficiary,
-        timestamp: U256::from(header.timestamp),
-        gas_limit: header.gas_limit,
-        basefee: header.base_fee_per_gas.unwrap_or_default(),
-        difficulty: header.difficulty,
-        prevrandao: spec.is_enabled_in(SpecId::MERGE).then_some(header.mix_hash),
-        blob_excess_gas_and_price: spec.is_enabled_in(SpecId::CANCUN).then(|| {
-            BlobExcessGasAndPrice::new_with_spec(header.excess_blob_gas.unwrap_or_default(), spec)
-        }),
-        ..BlockEnv::default()
-    }
 }
 
 /// Runs a system call (caller `SYSTEM_ADDRESS`, no fee, no nonce) with revm and applies its
