@@ -7,15 +7,19 @@
 //! or a slot differs from before the block, or its storage was wiped; after a wipe, only slots
 //! written at or after the last wipe count, against zero.
 
+use std::sync::{Mutex, PoisonError};
+
 use revm::bytecode::Bytecode;
 use revm::database_interface::DatabaseRef;
 use revm::primitives::map::{AddressMap, B256Map, U256Map};
 use revm::primitives::{Address, B256, KECCAK_EMPTY, U256};
 use revm::state::AccountInfo;
 
+use crate::error::BlockError;
 use crate::location::{LocId, Location, LocationIndex};
 use crate::mv_memory::{AccountValue, BaseValue, MvMemory, TxIdx};
 use crate::output::{AccountChange, SlotChange, StateChanges};
+use crate::parallel::Workers;
 
 /// The written locations of one account.
 #[derive(Default)]
@@ -25,9 +29,9 @@ struct AccountLocations {
 }
 
 /// A storage failure while loading a pre-block value MvMemory did not cache.
-pub(crate) struct AssemblyError<E> {
-    pub(crate) tx: TxIdx,
-    pub(crate) source: E,
+struct AssemblyError<E> {
+    tx: TxIdx,
+    source: E,
 }
 
 fn without_code(mut info: AccountInfo) -> AccountInfo {
@@ -36,13 +40,17 @@ fn without_code(mut info: AccountInfo) -> AccountInfo {
     info
 }
 
-/// The block's state changes, computed on `threads` threads.
+/// Accounts below which one more assembly participant costs more (a dispatch and a wake-up)
+/// than it saves.
+const MIN_ACCOUNTS_PER_PART: usize = 256;
+
+/// The block's state changes, computed by up to `workers.threads()` participants.
 pub(crate) fn state_changes<S: DatabaseRef + Sync>(
     storage: &S,
     memory: &MvMemory,
     index: &LocationIndex,
-    threads: usize,
-) -> Result<StateChanges, AssemblyError<S::Error>> {
+    workers: &Workers<'_>,
+) -> Result<StateChanges, BlockError> {
     let entries = index.entries();
     let mut by_account: AddressMap<AccountLocations> =
         AddressMap::with_capacity_and_hasher(entries.len(), Default::default());
@@ -61,31 +69,33 @@ pub(crate) fn state_changes<S: DatabaseRef + Sync>(
             !locations.slots.is_empty() || locations.account.is_some_and(|id| memory.is_written(id))
         })
         .collect();
-    let chunk = accounts.len().div_ceil(threads.max(1)).max(1);
-    let parts: Vec<Result<Vec<Assembled>, AssemblyError<S::Error>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = accounts
-            .chunks(chunk)
-            .skip(1)
-            .map(|part| scope.spawn(move || assemble_part(storage, memory, part)))
-            .collect();
-        let mut parts = vec![assemble_part(
-            storage,
-            memory,
-            accounts.chunks(chunk).next().unwrap_or(&[]),
-        )];
-        parts.extend(
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("assembly does not panic")),
-        );
-        parts
-    });
+    let parts = accounts
+        .len()
+        .div_ceil(MIN_ACCOUNTS_PER_PART)
+        .clamp(1, workers.threads());
+    let chunk = accounts.len().div_ceil(parts).max(1);
+    let assembled: Vec<Mutex<Option<AssembledPart<S::Error>>>> =
+        (0..parts).map(|_| Mutex::new(None)).collect();
+    workers
+        .run(parts, &|part| {
+            let mine = accounts.chunks(chunk).nth(part).unwrap_or(&[]);
+            let result = assemble_part(storage, memory, mine);
+            *assembled[part]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(result);
+        })
+        .map_err(|message| BlockError::WorkerPanicked { message })?;
     let mut changes = StateChanges {
         accounts: AddressMap::with_capacity_and_hasher(accounts.len(), Default::default()),
         contracts: B256Map::default(),
     };
-    for part in parts {
-        for (address, change, contract) in part? {
+    for part in assembled {
+        let part = part
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+            .expect("every assembly participant stores its part");
+        let part = part.map_err(|error| BlockError::storage(error.tx as usize, error.source))?;
+        for (address, change, contract) in part {
             if let Some((hash, code)) = contract {
                 changes.contracts.insert(hash, code);
             }
@@ -94,6 +104,8 @@ pub(crate) fn state_changes<S: DatabaseRef + Sync>(
     }
     Ok(changes)
 }
+
+type AssembledPart<E> = Result<Vec<Assembled>, AssemblyError<E>>;
 
 type Assembled = (Address, AccountChange, Option<(B256, Bytecode)>);
 

@@ -6,6 +6,10 @@
 //! (senders, recipients, access lists) are indexed by the workers as they start, each for its
 //! share of the transactions, ahead of execution; the beneficiary is id 0; locations met during
 //! execution are added on the fly. An id, once given, never changes for the rest of the block.
+//! Each transaction keeps the ids of its sender and recipient ([`TxAccounts`]), so that its
+//! incarnations resolve the accounts they read most without a look-up in the shared map.
+
+use std::sync::OnceLock;
 
 use dashmap::DashMap;
 use revm::context::TxEnv;
@@ -34,53 +38,86 @@ impl LocId {
 
 type FastBuildHasher = revm::primitives::map::DefaultHashBuilder;
 
-/// Shards of the location map (a power of two).
-const SHARDS: usize = 256;
+/// Most shards of the location map (a power of two).
+const MAX_SHARDS: usize = 256;
+/// Expected locations per shard below [`MAX_SHARDS`]: small blocks get fewer shards, so that
+/// building and dropping the map costs little.
+const LOCATIONS_PER_SHARD: usize = 64;
+
+/// The ids of the accounts one transaction surely touches, found once per transaction so
+/// that its incarnations resolve them without a look-up in the shared map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TxAccounts {
+    /// The sender.
+    pub(crate) caller: (Address, LocId),
+    /// The recipient of a call (`None` for a creation).
+    pub(crate) to: Option<(Address, LocId)>,
+}
 
 /// The block's location index: location to id, concurrently extensible.
 pub(crate) struct LocationIndex {
     ids: DashMap<Location, LocId, FastBuildHasher>,
     next: AtomicUsize,
+    /// Per transaction, its [`TxAccounts`], set by the first worker to ask.
+    tx_accounts: Vec<OnceLock<TxAccounts>>,
 }
 
 impl LocationIndex {
-    /// An empty index with room for about `capacity` locations, holding `beneficiary` (id 0).
-    pub(crate) fn new(beneficiary: Address, capacity: usize) -> Self {
+    /// The beneficiary's id: it is indexed first.
+    pub(crate) const BENEFICIARY: LocId = LocId(0);
+
+    /// An empty index for a block of `txs` transactions, with room for about `capacity`
+    /// locations, holding `beneficiary` ([`Self::BENEFICIARY`]).
+    pub(crate) fn new(beneficiary: Address, txs: usize, capacity: usize) -> Self {
         let index = Self {
             // Many shards: two workers rarely share a shard's lock word (a read lock still
             // writes it), which would bounce its cache line between cores.
             ids: DashMap::with_capacity_and_hasher_and_shard_amount(
                 capacity,
                 FastBuildHasher::default(),
-                SHARDS,
+                (capacity / LOCATIONS_PER_SHARD)
+                    .next_power_of_two()
+                    .clamp(8, MAX_SHARDS),
             ),
             next: AtomicUsize::new(0),
+            tx_accounts: (0..txs).map(|_| OnceLock::new()).collect(),
         };
-        index.id(Location::Account(beneficiary));
+        let id = index.id(Location::Account(beneficiary));
+        debug_assert_eq!(id, Self::BENEFICIARY);
         index
     }
 
     /// An index holding the locations `block_txs` predict, with `beneficiary` first.
     #[cfg(test)]
     pub(crate) fn predicted(beneficiary: Address, block_txs: &[TxEnv]) -> Self {
-        let index = Self::new(beneficiary, block_txs.len() * 4);
-        block_txs.iter().for_each(|tx| index.predict(tx));
+        let index = Self::new(beneficiary, block_txs.len(), block_txs.len() * 4);
+        for (position, tx) in block_txs.iter().enumerate() {
+            index.tx_accounts(position, tx);
+        }
         index
     }
 
-    /// Indexes the locations `tx` will surely touch: its sender, its recipient and its
-    /// EIP-2930 access list. Workers call it for their share of the block as they start.
-    pub(crate) fn predict(&self, tx: &TxEnv) {
-        self.id(Location::Account(tx.caller));
-        if let TxKind::Call(to) = tx.kind {
-            self.id(Location::Account(to));
-        }
+    /// The ids of the sender and recipient of `tx`, the transaction at `position` in the
+    /// block. The first call for a transaction also indexes everything it will surely touch
+    /// (sender, recipient, EIP-2930 access list): workers call it for their share of the block
+    /// as they start, and whoever executes a transaction first otherwise.
+    pub(crate) fn tx_accounts(&self, position: usize, tx: &TxEnv) -> TxAccounts {
+        *self.tx_accounts[position].get_or_init(|| self.index_tx(tx))
+    }
+
+    fn index_tx(&self, tx: &TxEnv) -> TxAccounts {
+        let caller = (tx.caller, self.id(Location::Account(tx.caller)));
+        let to = match tx.kind {
+            TxKind::Call(to) => Some((to, self.id(Location::Account(to)))),
+            TxKind::Create => None,
+        };
         for item in tx.access_list.iter() {
             self.id(Location::Account(item.address));
             for key in &item.storage_keys {
                 self.id(Location::Storage(item.address, (*key).into()));
             }
         }
+        TxAccounts { caller, to }
     }
 
     /// The id of `location`, giving it the next free id on first sight.
@@ -142,6 +179,37 @@ mod tests {
         assert_eq!(index.id(slot), LocId(3));
         assert_eq!(index.id(slot), LocId(3), "ids are stable");
         assert_eq!(index.len(), 4);
+    }
+
+    #[test]
+    fn a_transactions_accounts_are_found_once_and_agree_with_the_map() {
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let call = TxEnv {
+            caller: a,
+            kind: TxKind::Call(b),
+            ..TxEnv::default()
+        };
+        let create = TxEnv {
+            caller: b,
+            kind: TxKind::Create,
+            ..TxEnv::default()
+        };
+        let index = LocationIndex::new(Address::ZERO, 2, 8);
+        let first = index.tx_accounts(0, &call);
+        assert_eq!(first.caller, (a, index.id(Location::Account(a))));
+        assert_eq!(first.to, Some((b, index.id(Location::Account(b)))));
+        assert_eq!(
+            index.tx_accounts(0, &call),
+            first,
+            "kept for the transaction"
+        );
+        let created = index.tx_accounts(1, &create);
+        assert_eq!(created.caller.1, first.to.unwrap().1);
+        assert_eq!(created.to, None);
+        assert_eq!(
+            index.id(Location::Account(Address::ZERO)),
+            LocationIndex::BENEFICIARY
+        );
     }
 
     #[test]

@@ -319,6 +319,8 @@ impl MvMemory {
         let Some(versions) = cell.versions.get() else {
             return ReadResult::Base;
         };
+        // Writers may insert, swap or mark entries while this reader walks them.
+        crate::stress::point();
         let mut fees: SmallVec<[Credit; 4]> = SmallVec::new();
         for entry in versions.range(..tx).rev() {
             let writer = *entry.key();
@@ -471,6 +473,8 @@ impl MvMemory {
         for (location, value) in writes {
             self.write(location, tx, incarnation, EntryData::Written(value), &guard);
         }
+        // New values visible, stale entries of the previous incarnation not yet dropped.
+        crate::stress::point();
         let mut previous = lock(&self.last_writes[tx as usize]);
         let wrote_new = locations
             .iter()
@@ -515,6 +519,8 @@ impl MvMemory {
                 if new_plain {
                     cell.plain_entries.fetch_add(1, Ordering::SeqCst);
                 }
+                // Counted, not yet published: readers must cope with the count running ahead.
+                crate::stress::point();
                 #[cfg(loom)]
                 cell.model_map_write();
                 versions.insert(tx, Entry(Atomic::new(state)));
@@ -552,6 +558,7 @@ impl MvMemory {
                 // SAFETY: `old` is no longer reachable from the map; readers that loaded it
                 // hold guards pinned before this point, and `defer_destroy` waits for them.
                 unsafe { guard.defer_destroy(old) };
+                crate::stress::point();
                 if old_plain && !new_plain {
                     cell.plain_entries.fetch_sub(1, Ordering::SeqCst);
                 }
@@ -570,6 +577,8 @@ impl MvMemory {
         let written = lock(&self.last_writes[tx as usize]);
         let guard = epoch::pin();
         for location in written.iter() {
+            // Readers may see some of the aborted writes marked and others not yet.
+            crate::stress::point();
             self.write(*location, tx, incarnation, EntryData::Estimate, &guard);
         }
     }
@@ -577,6 +586,7 @@ impl MvMemory {
     /// Whether every read still finds what it found when `tx` executed.
     pub(crate) fn validate(&self, tx: TxIdx, reads: &[Read<'_>]) -> bool {
         reads.iter().all(|read| {
+            crate::stress::point();
             if read.origin == ReadOrigin::NoCode && self.only_credits(read.location) {
                 return self.has_no_code(read.location, ReadResult::Base);
             }

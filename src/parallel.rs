@@ -24,6 +24,7 @@ use crate::location::LocationIndex;
 use crate::mv_memory::{MvMemory, Read, Version};
 use crate::output::{BlockOutput, TxResult};
 use crate::pool::WorkerContext;
+use crate::pool::workers::panic_text;
 use crate::scheduler::{Scheduler, Task};
 use crate::sequential::execute_sequential;
 use crate::sync::{AtomicBool, Mutex, Ordering, lock};
@@ -32,18 +33,27 @@ use crate::vm::{BlockContext, ExecutedTx, IncarnationOutcome, VmDb, execute_inca
 /// How to execute a block.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Worker threads (the calling thread is one of them). `None`: all available cores.
+    /// Workers for a block: pool workers, while the caller waits (on threads spawned per
+    /// block, the caller is one of them). `None`: all available cores.
     pub concurrency: Option<NonZeroUsize>,
-    /// Blocks with fewer transactions than this run on the sequential path, where thread
-    /// start-up would cost more than parallelism gains.
-    pub sequential_below: usize,
+    /// Blocks with fewer transactions than this run on the sequential path, where the
+    /// parallel engine's set-up and per-transaction bookkeeping would cost more than
+    /// parallelism gains. `None` (the default): chosen from the worker count, see
+    /// [`Options::sequential_threshold`]. `Some(0)` runs every block of two or more
+    /// transactions in parallel.
+    pub sequential_below: Option<usize>,
+    /// Free the block's internal structures (multi-version memory, location index) after
+    /// the output is returned, on an idle pool worker or a background thread (`true`, the
+    /// default), or before returning (`false`: memory is back when `execute` returns).
+    pub deferred_teardown: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             concurrency: None,
-            sequential_below: 4,
+            sequential_below: None,
+            deferred_teardown: true,
         }
     }
 }
@@ -62,6 +72,22 @@ impl Options {
         self.concurrency
             .or_else(|| std::thread::available_parallelism().ok())
             .map_or(1, NonZeroUsize::get)
+    }
+
+    /// The block size below which these options run the sequential path: `sequential_below`
+    /// when set, else a default by worker count. The defaults come from measurement
+    /// (`blockstm bench --txs N --sequential-below 0`, BENCHMARKS.md): on two workers the
+    /// engine's overhead per transaction leaves nothing to gain below about 256 transactions
+    /// even for the heaviest generated workload; more workers amortise it over smaller
+    /// blocks (the thresholds above two workers follow the same cost model and are to be
+    /// re-measured on a many-core machine).
+    pub fn sequential_threshold(&self) -> usize {
+        self.sequential_below
+            .unwrap_or_else(|| match self.threads() {
+                0..=2 => 256,
+                3..=4 => 64,
+                _ => 16,
+            })
     }
 }
 
@@ -111,18 +137,21 @@ where
 {
     let txs = block.txs.len();
     let threads = options.threads().min(txs);
-    if threads <= 1 || txs < options.sequential_below {
+    if threads <= 1 || txs < options.sequential_threshold() {
         return execute_sequential(storage, block);
     }
     let spec = block.spec();
     let delete_touched_empty = spec.is_enabled_in(SpecId::SPURIOUS_DRAGON);
     // Most transactions touch three or four locations.
     let expected_locations = txs * 4;
-    let index = LocationIndex::new(block.env.beneficiary, expected_locations);
+    let index = LocationIndex::new(block.env.beneficiary, txs, expected_locations);
     let memory = MvMemory::new(txs, expected_locations, delete_touched_empty);
     // One arena per worker, for the block's read sets: allocated by that worker only, freed
     // in bulk with the block. A pool keeps worker `i`'s arena for worker `i` across blocks.
     let executor = executor.filter(|executor| threads <= executor.pool.workers());
+    let workers = Workers { executor, threads };
+    // One arena per worker, for the block's read sets: allocated by that worker only, freed
+    // in bulk with the block. A pool keeps worker `i`'s arena for worker `i` across blocks.
     let mut arenas: Vec<Bump> = match executor {
         Some(executor) => executor.take_arenas(threads),
         None => (0..threads).map(|_| Bump::new()).collect(),
@@ -143,58 +172,92 @@ where
         abandoned: AtomicBool::new(false),
         panic: Mutex::new(None),
     };
-    match executor {
-        Some(executor) => {
-            // Each worker takes its own arena out of this list once.
-            let handed: Vec<std::sync::Mutex<Option<&mut Bump>>> = arenas
-                .iter_mut()
-                .map(|arena| std::sync::Mutex::new(Some(arena)))
-                .collect();
-            let job = |worker: &mut WorkerContext| {
-                let arena = handed[worker.index]
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .take()
-                    .expect("each participant takes its arena once");
-                run.work(worker.index, threads, arena);
-            };
-            if let Err(message) = executor.pool.run(threads, &job) {
-                // `work` catches the engine's panics; this one escaped it (or the job).
-                lock(&run.panic).get_or_insert(message);
-            }
+    {
+        // Each worker takes its own arena out of this list once.
+        let handed: Vec<std::sync::Mutex<Option<&mut Bump>>> = arenas
+            .iter_mut()
+            .map(|arena| std::sync::Mutex::new(Some(arena)))
+            .collect();
+        let outcome = workers.run(threads, &|worker| {
+            let arena = handed[worker]
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+                .expect("each participant takes its arena once");
+            run.work(worker, threads, arena);
+        });
+        if let Err(message) = outcome {
+            // `work` catches the engine's panics; this one escaped it.
+            lock(&run.panic).get_or_insert(message);
         }
-        None => std::thread::scope(|scope| {
-            let mut arenas = arenas.iter_mut();
-            let own_arena = arenas.next().expect("one arena per worker");
-            for (worker, arena) in (1..).zip(arenas) {
-                let run = &run;
-                scope.spawn(move || run.work(worker, threads, arena));
-            }
-            run.work(0, threads, own_arena);
-        }),
     }
     if let Some(message) = lock(&run.panic).take() {
         return Err(BlockError::WorkerPanicked { message });
     }
     let Run { slots, .. } = run;
     let results = results(slots)?;
-    let state = assembly::state_changes(storage, &memory, &index, threads)
-        .map_err(|error| BlockError::storage(error.tx as usize, error.source))?;
-    // Freeing a large block's multi-version memory takes milliseconds: do it off the
-    // caller's path (on an idle pool worker, or a thread of its own).
-    match executor {
-        Some(executor) => {
-            executor.return_arenas(arenas);
-            if txs >= BACKGROUND_DROP_TXS {
-                executor.pool.defer_drop(Box::new((memory, index)));
+    let state = assembly::state_changes(storage, &memory, &index, &workers)?;
+    if let Some(executor) = executor {
+        executor.return_arenas(arenas);
+        arenas = Vec::new();
+    }
+    // Freeing a large block's multi-version memory takes milliseconds: unless told
+    // otherwise, do it off the caller's path (on an idle pool worker, or a thread of its own).
+    if options.deferred_teardown && txs >= BACKGROUND_DROP_TXS {
+        match executor {
+            Some(executor) => executor.pool.defer_drop(Box::new((memory, index, arenas))),
+            None => {
+                std::thread::spawn(move || drop((memory, index, arenas)));
             }
         }
-        None if txs >= BACKGROUND_DROP_TXS => {
-            std::thread::spawn(move || drop((memory, index, arenas)));
-        }
-        None => {}
     }
     Ok(BlockOutput { results, state })
+}
+
+/// Where a block's parallel phases run: on the executor's pool, or on threads spawned for
+/// the block (the caller is one of them).
+pub(crate) struct Workers<'e> {
+    executor: Option<&'e Executor>,
+    threads: usize,
+}
+
+impl Workers<'_> {
+    /// The most participants a phase can have.
+    pub(crate) fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `job(i)` for every participant `i` in `0..participants` (at most
+    /// [`threads`](Self::threads)) and waits for all of them: on the pool's first workers,
+    /// or on spawned threads and the caller's; a single participant runs on the caller's
+    /// thread. A panic that escapes `job` is returned as its message.
+    pub(crate) fn run(
+        &self,
+        participants: usize,
+        job: &(dyn Fn(usize) + Sync),
+    ) -> Result<(), String> {
+        let participants = participants.clamp(1, self.threads);
+        if participants == 1 {
+            return catch_unwind(AssertUnwindSafe(|| job(0))).map_err(|p| panic_text(p.as_ref()));
+        }
+        match self.executor {
+            Some(executor) => {
+                executor.pool.run(
+                    participants,
+                    &|worker: &mut WorkerContext| job(worker.index),
+                )
+            }
+            None => catch_unwind(AssertUnwindSafe(|| {
+                std::thread::scope(|scope| {
+                    for worker in 1..participants {
+                        scope.spawn(move || job(worker));
+                    }
+                    job(0);
+                })
+            }))
+            .map_err(|p| panic_text(p.as_ref())),
+        }
+    }
 }
 
 /// Blocks at least this large free their internal structures on a background thread.
@@ -230,18 +293,20 @@ struct Run<'a, S: DatabaseRef> {
 impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
     fn work(&self, worker: usize, workers: usize, arena: &'a Bump) {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            for tx in self.block.txs.iter().skip(worker).step_by(workers) {
-                self.context.index.predict(tx);
+            for (position, tx) in self
+                .block
+                .txs
+                .iter()
+                .enumerate()
+                .skip(worker)
+                .step_by(workers)
+            {
+                self.context.index.tx_accounts(position, tx);
             }
             self.work_loop(arena)
         }));
         if let Err(payload) = outcome {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic payload".to_owned());
-            lock(&self.panic).get_or_insert(message);
+            lock(&self.panic).get_or_insert_with(|| panic_text(payload.as_ref()));
             // Relaxed would do for the flag alone; SeqCst keeps it simple to reason about.
             self.abandoned.store(true, Ordering::SeqCst);
         }
@@ -351,4 +416,22 @@ fn results<E: std::error::Error + Send + Sync + 'static>(
         });
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sequential_threshold_follows_the_worker_count_unless_set() {
+        let threshold = |threads| Options::with_concurrency(threads).sequential_threshold();
+        assert_eq!(threshold(2), 256);
+        assert_eq!(threshold(4), 64);
+        assert_eq!(threshold(16), 16);
+        let forced = Options {
+            sequential_below: Some(0),
+            ..Options::with_concurrency(2)
+        };
+        assert_eq!(forced.sequential_threshold(), 0);
+    }
 }

@@ -146,8 +146,11 @@ impl Scheduler {
 
     fn check_done(&self) {
         let observed = self.decrease_cnt.load(Ordering::SeqCst);
+        // An index may be pulled back between these reads: `decrease_cnt` must catch it.
+        crate::stress::point();
         let execution = self.execution_idx.load(Ordering::SeqCst);
         let validation = self.validation_idx.load(Ordering::SeqCst);
+        crate::stress::point();
         if execution.min(validation) >= self.block_size
             && self.num_active_tasks.load(Ordering::SeqCst) == 0
             && observed == self.decrease_cnt.load(Ordering::SeqCst)
@@ -166,6 +169,8 @@ impl Scheduler {
         if status != Status::ReadyToExecute {
             return None;
         }
+        // Another worker may incarnate it, or a validator abort it, between load and CAS.
+        crate::stress::point();
         self.status[tx]
             .compare_exchange(
                 word,
@@ -186,7 +191,9 @@ impl Scheduler {
             return None;
         }
         self.num_active_tasks.fetch_add(1, Ordering::SeqCst);
+        crate::stress::point();
         let tx = self.execution_idx.fetch_add(1, Ordering::SeqCst);
+        crate::stress::point();
         if let Some(version) = self.try_incarnate(tx) {
             return Some(version);
         }
@@ -200,7 +207,10 @@ impl Scheduler {
             return None;
         }
         self.num_active_tasks.fetch_add(1, Ordering::SeqCst);
+        crate::stress::point();
         let tx = self.validation_idx.fetch_add(1, Ordering::SeqCst);
+        // The transaction may be aborted or re-executed before its status is read.
+        crate::stress::point();
         if tx < self.block_size {
             let (incarnation, status) = unpack(self.status[tx].load(Ordering::SeqCst));
             if status == Status::Executed {
@@ -248,11 +258,14 @@ impl Scheduler {
 
     fn decrease_execution_idx(&self, target: usize) {
         self.execution_idx.fetch_min(target, Ordering::SeqCst);
+        // A done check may read the lowered index and the old count here.
+        crate::stress::point();
         self.decrease_cnt.fetch_add(1, Ordering::SeqCst);
     }
 
     fn decrease_validation_idx(&self, target: usize) {
         self.validation_idx.fetch_min(target, Ordering::SeqCst);
+        crate::stress::point();
         #[cfg(loom)]
         if self.mutation == Mutation::SilentValidationDecrease {
             return;
@@ -272,6 +285,8 @@ impl Scheduler {
             pack(version.incarnation, Status::Executed),
             Ordering::SeqCst,
         );
+        // Executed but dependents not yet released: `add_dependency` must now refuse.
+        crate::stress::point();
         let dependents = std::mem::take(&mut *lock(&self.dependencies[tx]));
         if let Some(lowest) = dependents.iter().min().copied() {
             for dependent in dependents {
@@ -279,6 +294,7 @@ impl Scheduler {
             }
             self.decrease_execution_idx(lowest as usize);
         }
+        crate::stress::point();
         if self.validation_idx.load(Ordering::SeqCst) > tx {
             if !wrote_new_location {
                 // The task goes on as a validation: the active count stays.
@@ -316,6 +332,8 @@ impl Scheduler {
         if aborted {
             let tx = version.tx as usize;
             self.set_ready_status(version.tx);
+            // Ready again: another worker's execution stream may take it before we do.
+            crate::stress::point();
             self.decrease_validation_idx(tx + 1);
             if self.execution_idx.load(Ordering::SeqCst) > tx
                 && let Some(next) = self.try_incarnate(tx)

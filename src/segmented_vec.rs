@@ -8,10 +8,11 @@
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-/// Elements in the first bucket.
+/// Elements in the first bucket: small, so that a small block's set-up and teardown touch
+/// little memory (a bucket of 64 padded cells is 8 KiB); large blocks take a few more buckets.
 /// Under loom every element's atomics are model objects that each `SeqCst` access scans: a
 /// small first bucket keeps a model's memory to a few cells.
-const FIRST: usize = if cfg!(loom) { 4 } else { 1024 };
+const FIRST: usize = if cfg!(loom) { 4 } else { 64 };
 /// Buckets: enough for `FIRST * (2^BUCKETS - 1)` elements, far beyond any block.
 const BUCKETS: usize = 32;
 

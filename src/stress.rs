@@ -36,6 +36,7 @@ const ON: u8 = 2;
 static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
 
 /// The name of the environment variable that switches stress mode on (value `1`).
+#[cfg(not(loom))]
 pub(crate) const ENV_VAR: &str = "BLOCKSTM_STRESS";
 
 /// A transition point: does nothing unless stress mode is on, then maybe delays this thread.

@@ -33,7 +33,7 @@ use revm::state::{AccountInfo, EvmState};
 use bumpalo::Bump;
 
 use crate::evm::BlockEvm;
-use crate::location::{LocId, Location, LocationIndex};
+use crate::location::{LocId, Location, LocationIndex, TxAccounts};
 use crate::mv_memory::{
     AccountDigest, AccountValue, BaseValue, MvMemory, Read, ReadOrigin, ReadResult, TxIdx,
     WriteValue,
@@ -78,6 +78,9 @@ pub(crate) struct VmDb<'c, 'a, S> {
     blocked_on: Option<TxIdx>,
     /// The recipient of this transaction's value, while it qualifies for a lazy credit.
     lazy_recipient: Option<(Address, U256)>,
+    /// Beneficiary, sender and recipient (the sender again for a creation) with their ids:
+    /// most account reads are of these, and they need no look-up in the shared index.
+    known_accounts: [(Address, LocId); 3],
 }
 
 /// Highest address treated as a (possible) precompile: calls to them run code.
@@ -109,7 +112,20 @@ impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
             slots: HashMap::default(),
             blocked_on: None,
             lazy_recipient: None,
+            known_accounts: [(ctx.beneficiary, LocationIndex::BENEFICIARY); 3],
         }
+    }
+
+    /// The id of `address`'s account location.
+    #[inline]
+    fn account_id(&self, address: Address) -> LocId {
+        self.known_accounts
+            .iter()
+            .find(|(known, _)| *known == address)
+            .map_or_else(
+                || self.ctx.index.id(Location::Account(address)),
+                |(_, id)| *id,
+            )
     }
 
     fn start(&mut self, tx: TxIdx, tx_env: &TxEnv) {
@@ -119,6 +135,12 @@ impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
         self.slots.clear();
         self.blocked_on = None;
         self.lazy_recipient = lazy_recipient(tx_env, self.ctx.beneficiary);
+        let TxAccounts { caller, to } = self.ctx.index.tx_accounts(tx as usize, tx_env);
+        self.known_accounts = [
+            (self.ctx.beneficiary, LocationIndex::BENEFICIARY),
+            caller,
+            to.unwrap_or(caller),
+        ];
     }
 
     fn blocked(&mut self, writer: TxIdx) -> VmDbError<S::Error> {
@@ -165,7 +187,7 @@ impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
         if let Some((_, value)) = self.accounts.get(&address) {
             return Ok(value.clone());
         }
-        let location = self.ctx.index.id(Location::Account(address));
+        let location = self.account_id(address);
         if let Some((recipient, _)) = self.lazy_recipient
             && recipient == address
             && self.ctx.memory.only_credits(location)
@@ -241,10 +263,7 @@ impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
                 continue;
             };
             let read = self.accounts.get(address);
-            let location = read.map_or_else(
-                || self.ctx.index.id(Location::Account(*address)),
-                |(id, _)| *id,
-            );
+            let location = read.map_or_else(|| self.account_id(*address), |(id, _)| *id);
             let previous = read.map(|(_, value)| value);
             if let Some((recipient, value)) = self.lazy_recipient
                 && recipient == *address
@@ -470,8 +489,7 @@ pub(crate) fn execute_incarnation<'a, S: DatabaseRef>(
     }
     let mut writes = db.write_set(&state);
     if let Some(fee) = pending_reward {
-        let location = db.ctx.index.id(Location::Account(beneficiary));
-        writes.push((location, WriteValue::Reward(fee)));
+        writes.push((LocationIndex::BENEFICIARY, WriteValue::Reward(fee)));
     }
     IncarnationOutcome::Finished {
         reads,

@@ -8,7 +8,7 @@ const CONCURRENCIES: [usize; 5] = [1, 2, 4, 8, 16];
 
 fn forced(threads: usize) -> Options {
     Options {
-        sequential_below: 0,
+        sequential_below: Some(0),
         ..Options::with_concurrency(threads)
     }
 }

@@ -21,7 +21,7 @@ fn faulty(workload: &Workload, poisoned_tx: usize, fault: Fault) -> Faulty {
 
 fn forced(threads: usize) -> Options {
     Options {
-        sequential_below: 0,
+        sequential_below: Some(0),
         ..Options::with_concurrency(threads)
     }
 }

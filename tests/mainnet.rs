@@ -49,7 +49,7 @@ fn mainnet_blocks_replay_in_parallel_as_sequentially_and_match_their_headers() {
         }
         for threads in [2, 8] {
             let options = Options {
-                sequential_below: 0,
+                sequential_below: Some(0),
                 ..Options::with_concurrency(threads)
             };
             match execute(&block.storage, &block.block, &options) {

@@ -253,7 +253,7 @@ proptest! {
         let block = build_block(spec, &txs);
         let expected = execute_sequential(&storage, &block);
         for threads in [2, 4, 8] {
-            let options = Options { sequential_below: 0, ..Options::with_concurrency(threads) };
+            let options = Options { sequential_below: Some(0), ..Options::with_concurrency(threads) };
             let actual = execute(&storage, &block, &options);
             match (&expected, &actual) {
                 (Ok(expected), Ok(actual)) => prop_assert!(expected == actual, "{} threads:\nsequential {:#?}\nparallel {:#?}", threads, expected, actual),
@@ -271,7 +271,7 @@ proptest! {
 fn assert_parallel_matches(storage: &InMemoryStorage, block: &Block, expected: &BlockOutput) {
     for threads in [2, 4] {
         let options = Options {
-            sequential_below: 0,
+            sequential_below: Some(0),
             ..Options::with_concurrency(threads)
         };
         assert!(

@@ -43,7 +43,7 @@ fn check(spec: WorkloadSpec) {
         let workload = spec.generate().expect("a valid workload");
         let expected = execute_sequential(&workload.storage, &workload.block).unwrap();
         let options = Options {
-            sequential_below: 0,
+            sequential_below: Some(0),
             ..Options::with_concurrency(THREADS)
         };
         let actual = execute(&workload.storage, &workload.block, &options).unwrap();

@@ -845,7 +845,7 @@ pub fn compare(case: &Case, threads: &[usize]) -> Result<Summary, Divergence> {
     let expected = blockstm_evm::execute_sequential(&case.storage, &case.block);
     for &threads in threads {
         let options = Options {
-            sequential_below: 0,
+            sequential_below: Some(0),
             ..Options::with_concurrency(threads)
         };
         let actual = execute(&case.storage, &case.block, &options);

@@ -260,7 +260,7 @@ fn apply_block(
     let sequential = execute_sequential(&storage, &block);
     for &threads in &options.concurrencies {
         let parallel_options = Options {
-            sequential_below: 0,
+            sequential_below: Some(0),
             ..Options::with_concurrency(threads)
         };
         let parallel = execute(&storage, &block, &parallel_options);

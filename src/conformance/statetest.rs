@@ -150,7 +150,7 @@ fn run_case(
         txs: vec![tx],
     };
     let parallel_options = Options {
-        sequential_below: 0,
+        sequential_below: Some(0),
         ..Options::with_concurrency(options.threads)
     };
     let parallel = execute(storage, &block, &parallel_options);

@@ -107,14 +107,26 @@ impl PoolPlan {
     }
 }
 
-/// One node of `available_parallelism` (or `workers_per_node`) unpinned workers.
+/// One node of `available_parallelism` (or `workers_per_node`) workers, pinned in order to
+/// the CPUs this process may run on when each worker gets a CPU of its own, else unpinned.
 pub fn fallback(options: &PoolOptions, reason: String) -> PoolPlan {
+    let cpus = core_affinity::get_core_ids().map(|ids| ids.into_iter().map(|id| id.id).collect());
+    fallback_on(options, cpus, reason)
+}
+
+/// [`fallback`] over `cpus`, the process's CPUs (`None`: unknown). Pinning matters even
+/// without a topology: woken unpinned workers tend to queue on their waker's CPU until the
+/// kernel balances them (measured in BENCHMARKS.md, pool section).
+fn fallback_on(options: &PoolOptions, cpus: Option<Vec<usize>>, reason: String) -> PoolPlan {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = options.workers_per_node.unwrap_or(cores).max(1);
+    let pinned_to = cpus.filter(|cpus| !options.no_pinning && workers <= cpus.len());
     PoolPlan {
         nodes: vec![NodePlan {
             node: 0,
-            cpus: vec![None; workers],
+            cpus: (0..workers)
+                .map(|worker| pinned_to.as_ref().map(|cpus| cpus[worker]))
+                .collect(),
         }],
         source: PlanSource::Fallback(reason),
     }
@@ -182,15 +194,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_fallback_is_one_node_of_unpinned_workers() {
+    fn the_fallback_is_one_node_pinned_in_cpu_order_when_every_worker_has_a_cpu() {
         let plan = fallback(&PoolOptions::default(), "test".to_owned());
         assert_eq!(plan.nodes.len(), 1);
         assert!(plan.workers() >= 1);
-        assert!(
-            plan.placements()
-                .iter()
-                .all(|(node, cpu)| *node == 0 && cpu.is_none())
+        assert!(plan.placements().iter().all(|(node, _)| *node == 0));
+
+        let cpus = Some(vec![4, 5, 9]);
+        let two = PoolOptions {
+            workers_per_node: Some(2),
+            ..PoolOptions::default()
+        };
+        let plan = fallback_on(&two, cpus.clone(), "test".to_owned());
+        assert_eq!(plan.nodes[0].cpus, [Some(4), Some(5)]);
+        let four = PoolOptions {
+            workers_per_node: Some(4),
+            ..PoolOptions::default()
+        };
+        let plan = fallback_on(&four, cpus.clone(), "test".to_owned());
+        assert_eq!(
+            plan.nodes[0].cpus, [None; 4],
+            "more workers than CPUs: unpinned"
         );
+        let unpinned = PoolOptions {
+            no_pinning: true,
+            ..two.clone()
+        };
+        let plan = fallback_on(&unpinned, cpus, "test".to_owned());
+        assert_eq!(plan.nodes[0].cpus, [None; 2]);
+        let plan = fallback_on(&two, None, "test".to_owned());
+        assert_eq!(plan.nodes[0].cpus, [None; 2], "CPUs unknown: unpinned");
         let sized = fallback(
             &PoolOptions {
                 workers_per_node: Some(5),

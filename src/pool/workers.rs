@@ -18,9 +18,14 @@ use crossbeam_utils::CachePadded;
 
 use super::topology::PoolPlan;
 
-/// How long a worker spins for the next block before parking (back-to-back blocks then skip
-/// the futex wake-up).
-const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
+/// Polls of its mailbox a worker makes with only a pause instruction between them, right
+/// after a job: the next phase of the same block (assembly) usually follows within them.
+const SPINS_BEFORE_YIELDING: u32 = 64;
+/// How long a worker keeps polling for the next block, yielding its core between polls,
+/// before it parks (back-to-back blocks then skip the futex wake-up). Yielding rather than
+/// spinning lets a thread that needs the core run first: on a machine with as many workers
+/// as cores, that is the caller doing the block's serial part.
+const POLL_BEFORE_PARK: Duration = Duration::from_micros(50);
 
 /// A job as the workers see it: a borrowed closure whose lifetime [`WorkerPool::run`]
 /// guarantees (it waits for every participant before returning).
@@ -221,9 +226,10 @@ fn worker_main(shared: &Shared, worker: usize, cpu: Option<usize>) {
     }
 }
 
-/// Waits (spin, then park) for a job; drops deferred garbage while idle. `None`: shut down.
+/// Waits (spin, then poll and yield, then park) for a job; drops deferred garbage while idle. `None`: shut down.
 fn wait_for_job(shared: &Shared, mailbox: &Mailbox) -> Option<JobRef> {
-    let spin_until = Instant::now() + SPIN_BEFORE_PARK;
+    let mut polls = 0u32;
+    let mut park_at = None;
     loop {
         // Acquire: pairs with the dispatcher's release store of the flag.
         if mailbox.has_job.swap(false, Ordering::Acquire) {
@@ -237,15 +243,22 @@ fn wait_for_job(shared: &Shared, mailbox: &Mailbox) -> Option<JobRef> {
             drop(garbage);
             continue;
         }
-        if Instant::now() < spin_until {
+        polls = polls.saturating_add(1);
+        if polls <= SPINS_BEFORE_YIELDING {
             std::hint::spin_loop();
+            continue;
+        }
+        let park_at = *park_at.get_or_insert_with(|| Instant::now() + POLL_BEFORE_PARK);
+        if Instant::now() < park_at {
+            std::thread::yield_now();
         } else {
             std::thread::park();
         }
     }
 }
 
-fn panic_text(payload: &(dyn Any + Send)) -> String {
+/// The message of a caught panic.
+pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

@@ -7,7 +7,9 @@ use std::time::Duration;
 use crate::timing::{median_ms, timed};
 
 use blockstm_evm::workloads::{Workload, WorkloadError, WorkloadKind, WorkloadSpec};
-use blockstm_evm::{BlockError, BlockOutput, Options, execute, execute_sequential};
+use blockstm_evm::{
+    BlockError, BlockOutput, Options, execute, execute_sequential, execute_with_spawned_threads,
+};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -65,6 +67,14 @@ pub struct BenchArgs {
     /// Print one JSON object per workload per line instead of a table.
     #[arg(long)]
     json: bool,
+    /// Run the parallel engine on threads spawned for each block instead of the persistent
+    /// worker pool (to measure what the pool saves).
+    #[arg(long)]
+    spawned_threads: bool,
+    /// Blocks with fewer transactions run on the sequential path (default: the engine's
+    /// default for the thread count; 0 forces the parallel engine).
+    #[arg(long)]
+    sequential_below: Option<usize>,
 }
 
 /// Errors of the bench command.
@@ -102,6 +112,8 @@ struct Row {
     failed_txs: usize,
     seed: u64,
     hot: Option<f64>,
+    /// `pool` or `spawned_threads`: where the parallel runs ran.
+    engine: &'static str,
 }
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode, BenchError> {
@@ -138,7 +150,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, BenchError> {
         progress.set_message(format!("generating {}", spec.kind));
         let workload = spec.generate()?;
         progress.set_message(format!("{} sequential", spec.kind));
-        let row = bench_workload(&workload, threads, args.runs, &progress)?;
+        let row = bench_workload(&workload, threads, args, &progress)?;
         all_equal &= row.equal != Some(false);
         progress.suspend(|| {
             if args.json {
@@ -164,9 +176,15 @@ fn default_threads() -> usize {
 fn bench_workload(
     workload: &Workload,
     threads: usize,
-    runs: usize,
+    args: &BenchArgs,
     progress: &ProgressBar,
 ) -> Result<Row, BenchError> {
+    let runs = args.runs;
+    let parallel = if args.spawned_threads {
+        execute_with_spawned_threads
+    } else {
+        execute
+    };
     let kind = workload.spec.kind;
     let execution_error = |source| BenchError::Execution {
         workload: kind,
@@ -175,7 +193,10 @@ fn bench_workload(
     // Warm-up run; its output is the reference the timed runs must reproduce.
     let reference =
         execute_sequential(&workload.storage, &workload.block).map_err(execution_error)?;
-    let options = Options::with_concurrency(threads);
+    let options = Options {
+        sequential_below: args.sequential_below,
+        ..Options::with_concurrency(threads)
+    };
     progress.set_message(format!(
         "{kind}: sequential and parallel ({threads} threads)"
     ));
@@ -196,7 +217,7 @@ fn bench_workload(
         progress.inc(1);
 
         let cpu_before = process_cpu_time();
-        let (elapsed, output) = timed(|| execute(&workload.storage, &workload.block, &options));
+        let (elapsed, output) = timed(|| parallel(&workload.storage, &workload.block, &options));
         // Only the execution counts: the comparison below is the bench's own work.
         cpu += process_cpu_time().saturating_sub(cpu_before);
         let output = output.map_err(execution_error)?;
@@ -224,6 +245,11 @@ fn bench_workload(
         failed_txs: failed_txs(&reference),
         seed: workload.spec.seed,
         hot: (kind == WorkloadKind::Hybrid).then_some(workload.spec.hot),
+        engine: if args.spawned_threads {
+            "spawned_threads"
+        } else {
+            "pool"
+        },
     })
 }
 

@@ -69,7 +69,7 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode, String> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let options = Options {
-        sequential_below: 0,
+        sequential_below: Some(0),
         ..Options::with_concurrency(threads)
     };
     let progress = ProgressBar::new(numbers.len() as u64);
