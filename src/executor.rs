@@ -11,6 +11,7 @@ use crate::error::BlockError;
 use crate::output::BlockOutput;
 use crate::parallel::{Options, execute_on};
 use crate::pool::{PoolOptions, PoolPlan, WorkerPool};
+use crate::stats::ExecutionStats;
 
 /// A parallel executor with its own worker pool (see [`crate::pool`]).
 ///
@@ -73,6 +74,20 @@ impl Executor {
         block: &Block,
         options: &Options,
     ) -> Result<BlockOutput, BlockError>
+    where
+        S: DatabaseRef + Sync,
+    {
+        execute_on(Some(self), storage, block, options).map(|(output, _)| output)
+    }
+
+    /// Executes `block` like [`Executor::execute`] and also returns the block's
+    /// [`ExecutionStats`].
+    pub fn execute_with_stats<S>(
+        &self,
+        storage: &S,
+        block: &Block,
+        options: &Options,
+    ) -> Result<(BlockOutput, ExecutionStats), BlockError>
     where
         S: DatabaseRef + Sync,
     {

@@ -36,6 +36,7 @@ mod scheduler;
 mod segmented_vec;
 pub mod sequential;
 mod state_cache;
+pub mod stats;
 pub mod storage;
 mod stress;
 mod sync;
@@ -51,8 +52,9 @@ pub use block::Block;
 pub use error::BlockError;
 pub use executor::Executor;
 pub use output::{AccountChange, BlockOutput, SlotChange, StateChanges, TxResult};
-pub use parallel::{Options, execute, execute_with_spawned_threads};
+pub use parallel::{Options, execute, execute_with_spawned_threads, execute_with_stats};
 pub use sequential::execute_sequential;
+pub use stats::ExecutionStats;
 pub use storage::{GenesisError, InMemoryStorage, StorageError};
 
 /// The revm crate this executor is built on, re-exported so that callers use the same types.

@@ -8,6 +8,7 @@
 
 use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
 
 use bumpalo::Bump;
 use crossbeam_utils::{Backoff, CachePadded};
@@ -27,6 +28,7 @@ use crate::pool::WorkerContext;
 use crate::pool::workers::panic_text;
 use crate::scheduler::{Scheduler, Task};
 use crate::sequential::execute_sequential;
+use crate::stats::{ExecutionStats, WorkerCounts};
 use crate::sync::{AtomicBool, Mutex, Ordering, lock};
 use crate::vm::{BlockContext, ExecutedTx, IncarnationOutcome, VmDb, execute_incarnation};
 
@@ -108,6 +110,29 @@ pub fn execute<S>(storage: &S, block: &Block, options: &Options) -> Result<Block
 where
     S: DatabaseRef + Sync,
 {
+    execute_on(Executor::global(), storage, block, options).map(|(output, _)| output)
+}
+
+/// Executes `block` like [`execute`] and also returns what the engine did and where its
+/// time went ([`ExecutionStats`]).
+///
+/// ```
+/// use blockstm_evm::{execute_with_stats, Options, workloads::{WorkloadKind, WorkloadSpec}};
+///
+/// let workload = WorkloadSpec::new(WorkloadKind::Raw, 300).generate().unwrap();
+/// let (output, stats) = execute_with_stats(&workload.storage, &workload.block, &Options::with_concurrency(2)).unwrap();
+/// assert_eq!(output.results.len(), 300);
+/// assert!(!stats.sequential);
+/// assert!(stats.incarnations >= 300, "every transaction executed at least once");
+/// ```
+pub fn execute_with_stats<S>(
+    storage: &S,
+    block: &Block,
+    options: &Options,
+) -> Result<(BlockOutput, ExecutionStats), BlockError>
+where
+    S: DatabaseRef + Sync,
+{
     execute_on(Executor::global(), storage, block, options)
 }
 
@@ -121,7 +146,7 @@ pub fn execute_with_spawned_threads<S>(
 where
     S: DatabaseRef + Sync,
 {
-    execute_on(None, storage, block, options)
+    execute_on(None, storage, block, options).map(|(output, _)| output)
 }
 
 /// Executes `block` on `executor`'s pool when it has enough workers for the requested
@@ -131,14 +156,23 @@ pub(crate) fn execute_on<S>(
     storage: &S,
     block: &Block,
     options: &Options,
-) -> Result<BlockOutput, BlockError>
+) -> Result<(BlockOutput, ExecutionStats), BlockError>
 where
     S: DatabaseRef + Sync,
 {
+    let started = Instant::now();
     let txs = block.txs.len();
     let threads = options.threads().min(txs);
     if threads <= 1 || txs < options.sequential_threshold() {
-        return execute_sequential(storage, block);
+        let output = execute_sequential(storage, block)?;
+        let stats = ExecutionStats {
+            sequential: true,
+            workers: 1,
+            incarnations: txs as u64,
+            execution: started.elapsed(),
+            ..ExecutionStats::default()
+        };
+        return Ok((output, stats));
     }
     let spec = block.spec();
     let delete_touched_empty = spec.is_enabled_in(SpecId::SPURIOUS_DRAGON);
@@ -146,8 +180,6 @@ where
     let expected_locations = txs * 4;
     let index = LocationIndex::new(block.env.beneficiary, txs, expected_locations);
     let memory = MvMemory::new(txs, expected_locations, delete_touched_empty);
-    // One arena per worker, for the block's read sets: allocated by that worker only, freed
-    // in bulk with the block. A pool keeps worker `i`'s arena for worker `i` across blocks.
     let executor = executor.filter(|executor| threads <= executor.pool.workers());
     let workers = Workers { executor, threads };
     // One arena per worker, for the block's read sets: allocated by that worker only, freed
@@ -171,7 +203,14 @@ where
             .collect(),
         abandoned: AtomicBool::new(false),
         panic: Mutex::new(None),
+        counts: Mutex::new(WorkerCounts::default()),
     };
+    let mut stats = ExecutionStats {
+        workers: threads,
+        setup: started.elapsed(),
+        ..ExecutionStats::default()
+    };
+    let dispatched = Instant::now();
     {
         // Each worker takes its own arena out of this list once.
         let handed: Vec<std::sync::Mutex<Option<&mut Bump>>> = arenas
@@ -191,12 +230,29 @@ where
             lock(&run.panic).get_or_insert(message);
         }
     }
+    stats.execution = dispatched.elapsed();
     if let Some(message) = lock(&run.panic).take() {
         return Err(BlockError::WorkerPanicked { message });
     }
+    let counts = *lock(&run.counts);
+    (
+        stats.incarnations,
+        stats.suspensions,
+        stats.validations,
+        stats.aborts,
+    ) = (
+        counts.incarnations,
+        counts.suspensions,
+        counts.validations,
+        counts.aborts,
+    );
     let Run { slots, .. } = run;
+    let phase = Instant::now();
     let results = results(slots)?;
+    stats.results = phase.elapsed();
+    let phase = Instant::now();
     let state = assembly::state_changes(storage, &memory, &index, &workers)?;
+    stats.assembly = phase.elapsed();
     if let Some(executor) = executor {
         executor.return_arenas(arenas);
         arenas = Vec::new();
@@ -204,14 +260,19 @@ where
     // Freeing a large block's multi-version memory takes milliseconds: unless told
     // otherwise, do it off the caller's path (on an idle pool worker, or a thread of its own).
     if options.deferred_teardown && txs >= BACKGROUND_DROP_TXS {
+        stats.teardown_deferred = true;
         match executor {
             Some(executor) => executor.pool.defer_drop(Box::new((memory, index, arenas))),
             None => {
                 std::thread::spawn(move || drop((memory, index, arenas)));
             }
         }
+    } else {
+        let phase = Instant::now();
+        drop((memory, index, arenas));
+        stats.teardown = phase.elapsed();
     }
-    Ok(BlockOutput { results, state })
+    Ok((BlockOutput { results, state }, stats))
 }
 
 /// Where a block's parallel phases run: on the executor's pool, or on threads spawned for
@@ -288,6 +349,8 @@ struct Run<'a, S: DatabaseRef> {
     /// Set when a worker panicked: everyone stops, the block fails.
     abandoned: AtomicBool,
     panic: Mutex<Option<String>>,
+    /// The workers' counts, each added once when the worker finishes.
+    counts: Mutex<WorkerCounts>,
 }
 
 impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
@@ -303,7 +366,9 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
             {
                 self.context.index.tx_accounts(position, tx);
             }
-            self.work_loop(arena)
+            let mut counts = WorkerCounts::default();
+            self.work_loop(arena, &mut counts);
+            lock(&self.counts).add(&counts);
         }));
         if let Err(payload) = outcome {
             lock(&self.panic).get_or_insert_with(|| panic_text(payload.as_ref()));
@@ -312,7 +377,7 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         }
     }
 
-    fn work_loop(&self, arena: &'a Bump) {
+    fn work_loop(&self, arena: &'a Bump, counts: &mut WorkerCounts) {
         let mut evm = block_evm(VmDb::new(&self.context, arena), self.block);
         let mut task = None;
         // Spin briefly, then yield: with more workers than cores, idle spinners would take
@@ -320,8 +385,8 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         let backoff = Backoff::new();
         while !self.abandoned.load(Ordering::SeqCst) {
             task = match task.take() {
-                Some(Task::Execute(version)) => self.execute(&mut evm, version),
-                Some(Task::Validate(version)) => self.validate(version),
+                Some(Task::Execute(version)) => self.execute(&mut evm, version, counts),
+                Some(Task::Validate(version)) => self.validate(version, counts),
                 None if self.scheduler.done() => break,
                 None => {
                     crate::stress::point();
@@ -341,10 +406,12 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         &self,
         evm: &mut crate::evm::BlockEvm<VmDb<'_, 'a, S>>,
         version: Version,
+        counts: &mut WorkerCounts,
     ) -> Option<Task> {
         let tx_env = &self.block.txs[version.tx as usize];
         match execute_incarnation(evm, version.tx, tx_env) {
             IncarnationOutcome::Blocked(blocking) => {
+                counts.suspensions += 1;
                 // The blocker may finish meanwhile: `add_dependency` must then refuse.
                 crate::stress::point();
                 if self.scheduler.add_dependency(version.tx, blocking) {
@@ -358,6 +425,7 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
                 writes,
                 output,
             } => {
+                counts.incarnations += 1;
                 let wrote_new = self
                     .context
                     .memory
@@ -375,7 +443,8 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         }
     }
 
-    fn validate(&self, version: Version) -> Option<Task> {
+    fn validate(&self, version: Version, counts: &mut WorkerCounts) -> Option<Task> {
+        counts.validations += 1;
         let valid = {
             let slot = lock(&self.slots[version.tx as usize]);
             self.context.memory.validate(version.tx, slot.reads)
@@ -384,6 +453,7 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         crate::stress::point();
         let aborted = !valid && self.scheduler.try_validation_abort(version);
         if aborted {
+            counts.aborts += 1;
             crate::stress::point();
             self.context
                 .memory

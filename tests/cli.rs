@@ -17,6 +17,48 @@ fn json_rows(output: &Output) -> Vec<serde_json::Value> {
 }
 
 #[test]
+fn bench_stats_reports_the_engines_counts_and_phases() {
+    let output = blockstm(&[
+        "bench",
+        "--workload",
+        "raw",
+        "--txs",
+        "300",
+        "--runs",
+        "3",
+        "--threads",
+        "2",
+        "--sequential-below",
+        "0",
+        "--stats",
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows = json_rows(&output);
+    assert_eq!(rows.len(), 1);
+    let stats = &rows[0]["stats"];
+    assert_eq!(stats["sequential"], false, "{stats}");
+    assert!(stats["incarnations"].as_u64().unwrap() >= 300, "{stats}");
+    assert!(stats["validations"].as_u64().unwrap() >= 300, "{stats}");
+    for phase in [
+        "setup_ms",
+        "execution_ms",
+        "results_ms",
+        "assembly_ms",
+        "teardown_ms",
+    ] {
+        assert!(stats[phase].as_f64().unwrap() >= 0.0, "{phase} in {stats}");
+    }
+    assert!(stats["execution_ms"].as_f64().unwrap() > 0.0, "{stats}");
+    let conflicting = blockstm(&["bench", "--stats", "--spawned-threads"]);
+    assert!(!conflicting.status.success(), "--stats needs the pool");
+}
+
+#[test]
 fn bench_json_prints_one_row_per_workload_with_the_contract_fields() {
     let output = blockstm(&[
         "bench",

@@ -8,7 +8,8 @@ use crate::timing::{median_ms, timed};
 
 use blockstm_evm::workloads::{Workload, WorkloadError, WorkloadKind, WorkloadSpec};
 use blockstm_evm::{
-    BlockError, BlockOutput, Options, execute, execute_sequential, execute_with_spawned_threads,
+    BlockError, BlockOutput, ExecutionStats, Options, execute_sequential,
+    execute_with_spawned_threads, execute_with_stats,
 };
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -75,6 +76,10 @@ pub struct BenchArgs {
     /// default for the thread count; 0 forces the parallel engine).
     #[arg(long)]
     sequential_below: Option<usize>,
+    /// Also report the engine's statistics (incarnations, suspensions, validations, aborts,
+    /// time per phase) of the parallel run with the median time.
+    #[arg(long, conflicts_with = "spawned_threads")]
+    stats: bool,
 }
 
 /// Errors of the bench command.
@@ -114,6 +119,46 @@ struct Row {
     hot: Option<f64>,
     /// `pool` or `spawned_threads`: where the parallel runs ran.
     engine: &'static str,
+    /// With `--stats`: the engine's statistics of the parallel run with the median time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: Option<StatsRow>,
+}
+
+/// The engine's statistics of one run (`--stats`), times in milliseconds.
+#[derive(Debug, Serialize)]
+struct StatsRow {
+    sequential: bool,
+    workers: usize,
+    incarnations: u64,
+    suspensions: u64,
+    validations: u64,
+    aborts: u64,
+    setup_ms: f64,
+    execution_ms: f64,
+    results_ms: f64,
+    assembly_ms: f64,
+    teardown_ms: f64,
+    teardown_deferred: bool,
+}
+
+impl StatsRow {
+    fn new(stats: &ExecutionStats) -> Self {
+        let ms = |duration: Duration| duration.as_secs_f64() * 1e3;
+        Self {
+            sequential: stats.sequential,
+            workers: stats.workers,
+            incarnations: stats.incarnations,
+            suspensions: stats.suspensions,
+            validations: stats.validations,
+            aborts: stats.aborts,
+            setup_ms: ms(stats.setup),
+            execution_ms: ms(stats.execution),
+            results_ms: ms(stats.results),
+            assembly_ms: ms(stats.assembly),
+            teardown_ms: ms(stats.teardown),
+            teardown_deferred: stats.teardown_deferred,
+        }
+    }
 }
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode, BenchError> {
@@ -180,10 +225,14 @@ fn bench_workload(
     progress: &ProgressBar,
 ) -> Result<Row, BenchError> {
     let runs = args.runs;
-    let parallel = if args.spawned_threads {
-        execute_with_spawned_threads
-    } else {
-        execute
+    let parallel = |options: &Options| {
+        if args.spawned_threads {
+            execute_with_spawned_threads(&workload.storage, &workload.block, options)
+                .map(|output| (output, None))
+        } else {
+            execute_with_stats(&workload.storage, &workload.block, options)
+                .map(|(output, stats)| (output, Some(stats)))
+        }
     };
     let kind = workload.spec.kind;
     let execution_error = |source| BenchError::Execution {
@@ -202,6 +251,7 @@ fn bench_workload(
     ));
     let mut seq_times = Vec::with_capacity(runs);
     let mut par_times = Vec::with_capacity(runs);
+    let mut par_stats = Vec::with_capacity(runs);
     let mut equal = true;
     let mut cpu = Duration::ZERO;
     // Runs alternate, so that neither engine always finds the caches and the allocator as
@@ -217,19 +267,26 @@ fn bench_workload(
         progress.inc(1);
 
         let cpu_before = process_cpu_time();
-        let (elapsed, output) = timed(|| parallel(&workload.storage, &workload.block, &options));
+        let (elapsed, output) = timed(|| parallel(&options));
         // Only the execution counts: the comparison below is the bench's own work.
         cpu += process_cpu_time().saturating_sub(cpu_before);
-        let output = output.map_err(execution_error)?;
+        let (output, stats) = output.map_err(execution_error)?;
         equal &= output == reference;
         drop(output);
         par_times.push(elapsed);
+        par_stats.push((elapsed, stats));
         progress.inc(1);
     }
     let seq_ms = median_ms(&mut seq_times);
     let par_wall: Duration = par_times.iter().sum();
     let par_ms = median_ms(&mut par_times);
     let gas = reference.gas_used();
+    par_stats.sort_by_key(|(elapsed, _)| *elapsed);
+    let stats = args
+        .stats
+        .then(|| par_stats.swap_remove(par_stats.len() / 2).1)
+        .flatten()
+        .map(|stats| StatsRow::new(&stats));
     Ok(Row {
         workload: kind.to_string(),
         txs: workload.block.txs.len(),
@@ -245,6 +302,7 @@ fn bench_workload(
         failed_txs: failed_txs(&reference),
         seed: workload.spec.seed,
         hot: (kind == WorkloadKind::Hybrid).then_some(workload.spec.hot),
+        stats,
         engine: if args.spawned_threads {
             "spawned_threads"
         } else {
@@ -303,4 +361,27 @@ fn print_row(row: &Row) {
         row.failed_txs,
         row.equal.map_or("-", |e| if e { "yes" } else { "NO" }),
     );
+    if let Some(stats) = &row.stats {
+        println!(
+            "         stats: {} incarnations, {} suspensions, {} validations, {} aborts; \
+             set-up {:.2} ms, execution {:.2} ms, results {:.2} ms, assembly {:.2} ms, \
+             teardown {:.2} ms{}",
+            stats.incarnations,
+            stats.suspensions,
+            stats.validations,
+            stats.aborts,
+            stats.setup_ms,
+            stats.execution_ms,
+            stats.results_ms,
+            stats.assembly_ms,
+            stats.teardown_ms,
+            if stats.teardown_deferred {
+                " (deferred)"
+            } else if stats.sequential {
+                " (sequential path)"
+            } else {
+                ""
+            },
+        );
+    }
 }
