@@ -6,6 +6,10 @@
 //! [`StateCache::into_changes`](crate::state_cache) exactly: an account appears when its info
 //! or a slot differs from before the block, or its storage was wiped; after a wipe, only slots
 //! written at or after the last wipe count, against zero.
+//!
+//! Steps: one scan of the location ids in order finds the written accounts and slots (the
+//! index records each id's location); the accounts are split into ranges of about equal work
+//! and assembled by the block's workers on the pool; the caller merges the parts.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -40,9 +44,33 @@ fn without_code(mut info: AccountInfo) -> AccountInfo {
     info
 }
 
-/// Accounts below which one more assembly participant costs more (a dispatch and a wake-up)
-/// than it saves.
-const MIN_ACCOUNTS_PER_PART: usize = 256;
+/// Work (locations to assemble) below which one more assembly participant costs more (a
+/// dispatch and a wake-up) than it saves.
+const MIN_WORK_PER_PART: usize = 256;
+
+/// Splits `accounts` into at most `threads` consecutive ranges of about equal work (an
+/// account's location and its slots): a token contract with thousands of written slots
+/// weighs as much as thousands of senders.
+fn split_by_work(
+    accounts: &[(Address, AccountLocations)],
+    threads: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let work = |(_, locations): &(Address, AccountLocations)| 1 + locations.slots.len();
+    let total: usize = accounts.iter().map(work).sum();
+    let parts = total.div_ceil(MIN_WORK_PER_PART).clamp(1, threads.max(1));
+    let per_part = total.div_ceil(parts).max(1);
+    let mut ranges = Vec::with_capacity(parts);
+    let (mut start, mut done) = (0, 0);
+    for (position, account) in accounts.iter().enumerate() {
+        done += work(account);
+        if done >= per_part * (ranges.len() + 1) && ranges.len() + 1 < parts {
+            ranges.push(start..position + 1);
+            start = position + 1;
+        }
+    }
+    ranges.push(start..accounts.len());
+    ranges
+}
 
 /// The block's state changes, computed by up to `workers.threads()` participants.
 pub(crate) fn state_changes<S: DatabaseRef + Sync>(
@@ -51,34 +79,13 @@ pub(crate) fn state_changes<S: DatabaseRef + Sync>(
     index: &LocationIndex,
     workers: &Workers<'_>,
 ) -> Result<StateChanges, BlockError> {
-    let entries = index.entries();
-    let mut by_account: AddressMap<AccountLocations> =
-        AddressMap::with_capacity_and_hasher(entries.len(), Default::default());
-    for (location, id) in entries {
-        match location {
-            Location::Account(address) => by_account.entry(address).or_default().account = Some(id),
-            Location::Storage(address, key) if memory.is_written(id) => {
-                by_account.entry(address).or_default().slots.push((key, id))
-            }
-            Location::Storage(..) => {}
-        }
-    }
-    let accounts: Vec<(Address, AccountLocations)> = by_account
-        .into_iter()
-        .filter(|(_, locations)| {
-            !locations.slots.is_empty() || locations.account.is_some_and(|id| memory.is_written(id))
-        })
-        .collect();
-    let parts = accounts
-        .len()
-        .div_ceil(MIN_ACCOUNTS_PER_PART)
-        .clamp(1, workers.threads());
-    let chunk = accounts.len().div_ceil(parts).max(1);
+    let accounts = written_accounts(memory, index);
+    let parts = split_by_work(&accounts, workers.threads());
     let assembled: Vec<Mutex<Option<AssembledPart<S::Error>>>> =
-        (0..parts).map(|_| Mutex::new(None)).collect();
+        (0..parts.len()).map(|_| Mutex::new(None)).collect();
     workers
-        .run(parts, &|part| {
-            let mine = accounts.chunks(chunk).nth(part).unwrap_or(&[]);
+        .run(parts.len(), &|part| {
+            let mine = &accounts[parts[part].clone()];
             let result = assemble_part(storage, memory, mine);
             *assembled[part]
                 .lock()
@@ -103,6 +110,52 @@ pub(crate) fn state_changes<S: DatabaseRef + Sync>(
         }
     }
     Ok(changes)
+}
+
+/// Every account with a written location (its own, or one of its slots), with its written
+/// slots. One pass over the ids in order (the cells lie in id order, so the scan is
+/// sequential in memory), hashing only written slots and, while there are any, accounts.
+fn written_accounts(memory: &MvMemory, index: &LocationIndex) -> Vec<(Address, AccountLocations)> {
+    let ids = (0..index.len()).map(|id| LocId(id as u32));
+    let mut slots: AddressMap<Vec<(U256, LocId)>> = AddressMap::default();
+    for id in ids.clone() {
+        if let Location::Storage(address, key) = index.location(id)
+            && memory.is_written(id)
+        {
+            slots.entry(address).or_default().push((key, id));
+        }
+    }
+    let mut accounts = Vec::new();
+    for id in ids {
+        if let Location::Account(address) = index.location(id) {
+            let account_slots = if slots.is_empty() {
+                Vec::new()
+            } else {
+                slots.remove(&address).unwrap_or_default()
+            };
+            if !account_slots.is_empty() || memory.is_written(id) {
+                accounts.push((
+                    address,
+                    AccountLocations {
+                        account: Some(id),
+                        slots: account_slots,
+                    },
+                ));
+            }
+        }
+    }
+    // Slots of accounts whose own location was never indexed (rare: revm reads an account
+    // before its storage).
+    accounts.extend(slots.into_iter().map(|(address, slots)| {
+        (
+            address,
+            AccountLocations {
+                account: None,
+                slots,
+            },
+        )
+    }));
+    accounts
 }
 
 type AssembledPart<E> = Result<Vec<Assembled>, AssemblyError<E>>;
@@ -153,7 +206,7 @@ fn account_change<S: DatabaseRef>(
             .flatten()
     });
     let info = info.map(without_code);
-    let mut slots = U256Map::default();
+    let mut slots = U256Map::with_capacity_and_hasher(locations.slots.len(), Default::default());
     for (key, id) in &locations.slots {
         let Some((writer, present)) = memory.final_storage(*id) else {
             continue;
@@ -198,4 +251,57 @@ fn account_change<S: DatabaseRef>(
             contract,
         )
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accounts(slot_counts: &[usize]) -> Vec<(Address, AccountLocations)> {
+        slot_counts
+            .iter()
+            .enumerate()
+            .map(|(i, slots)| {
+                let locations = AccountLocations {
+                    account: Some(LocId(i as u32)),
+                    slots: (0..*slots).map(|k| (U256::from(k), LocId(0))).collect(),
+                };
+                (Address::with_last_byte(i as u8), locations)
+            })
+            .collect()
+    }
+
+    fn assert_contiguous(ranges: &[std::ops::Range<usize>], len: usize) {
+        assert_eq!(ranges.first().map(|r| r.start), Some(0));
+        assert_eq!(ranges.last().map(|r| r.end), Some(len));
+        assert!(
+            ranges.windows(2).all(|w| w[0].end == w[1].start),
+            "{ranges:?}"
+        );
+    }
+
+    #[test]
+    fn parts_cover_every_account_and_balance_heavy_ones() {
+        // One token with 1,000 written slots among 1,000 senders: two parts of ~1,000 each.
+        let mut counts = vec![0; 1_000];
+        counts.insert(0, 1_000);
+        let all = accounts(&counts);
+        let ranges = split_by_work(&all, 2);
+        assert_eq!(ranges.len(), 2);
+        assert_contiguous(&ranges, all.len());
+        assert_eq!(ranges[0], 0..1, "the token alone is half the work");
+
+        let small = accounts(&[0; 10]);
+        assert_eq!(
+            split_by_work(&small, 8),
+            vec![(0..10)],
+            "little work: one part"
+        );
+        let none = accounts(&[]);
+        assert_eq!(split_by_work(&none, 4), vec![(0..0)]);
+        let many = accounts(&[0; 10_000]);
+        let ranges = split_by_work(&many, 8);
+        assert_eq!(ranges.len(), 8);
+        assert_contiguous(&ranges, many.len());
+    }
 }

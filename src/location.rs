@@ -15,6 +15,7 @@ use dashmap::DashMap;
 use revm::context::TxEnv;
 use revm::primitives::{Address, TxKind, U256};
 
+use crate::segmented_vec::SegmentedVec;
 use crate::sync::{AtomicUsize, Ordering};
 
 /// A memory location of the EVM state.
@@ -58,6 +59,9 @@ pub(crate) struct TxAccounts {
 pub(crate) struct LocationIndex {
     ids: DashMap<Location, LocId, FastBuildHasher>,
     next: AtomicUsize,
+    /// Each id's location, set by the thread that gave the id before the id is published in
+    /// the map: output assembly walks ids in order instead of the map.
+    locations: SegmentedVec<OnceLock<Location>>,
     /// Per transaction, its [`TxAccounts`], set by the first worker to ask.
     tx_accounts: Vec<OnceLock<TxAccounts>>,
 }
@@ -80,6 +84,8 @@ impl LocationIndex {
                     .clamp(8, MAX_SHARDS),
             ),
             next: AtomicUsize::new(0),
+            // Buckets are allocated by the workers that first give an id in them.
+            locations: SegmentedVec::with_capacity(0),
             tx_accounts: (0..txs).map(|_| OnceLock::new()).collect(),
         };
         let id = index.id(Location::Account(beneficiary));
@@ -128,22 +134,25 @@ impl LocationIndex {
         *self.ids.entry(location).or_insert_with(|| {
             // Relaxed: ids only need to be unique; the map's shard lock publishes them.
             let id = self.next.fetch_add(1, Ordering::Relaxed);
+            // Only this thread sets it, and only here: the id is new.
+            let _ = self.locations.get(id).set(location);
             LocId(u32::try_from(id).expect("fewer than 2^32 locations in a block"))
         })
     }
 
-    /// Every location with its id (for output assembly, after execution).
-    pub(crate) fn entries(&self) -> Vec<(Location, LocId)> {
-        self.ids
-            .iter()
-            .map(|entry| (*entry.key(), *entry.value()))
-            .collect()
-    }
-
-    /// Number of ids given so far.
-    #[cfg(test)]
+    /// Number of ids given so far. Once the block's workers are joined, every id below it
+    /// has its location (see [`Self::location`]).
     pub(crate) fn len(&self) -> usize {
         self.next.load(Ordering::Relaxed)
+    }
+
+    /// The location of `id`, an id this index gave (for output assembly, after execution).
+    pub(crate) fn location(&self, id: LocId) -> Location {
+        *self
+            .locations
+            .get(id.index())
+            .get()
+            .expect("a location is recorded before its id is published")
     }
 }
 
