@@ -9,6 +9,17 @@ fn blockstm(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// Runs `blockstm args`, which must succeed, and parses its JSON lines.
+fn successful_json_rows(args: &[&str]) -> Vec<serde_json::Value> {
+    let output = blockstm(args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    json_rows(&output)
+}
+
 fn json_rows(output: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -18,7 +29,7 @@ fn json_rows(output: &Output) -> Vec<serde_json::Value> {
 
 #[test]
 fn bench_stats_reports_the_engines_counts_and_phases() {
-    let output = blockstm(&[
+    let rows = successful_json_rows(&[
         "bench",
         "--workload",
         "raw",
@@ -33,12 +44,6 @@ fn bench_stats_reports_the_engines_counts_and_phases() {
         "--stats",
         "--json",
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let rows = json_rows(&output);
     assert_eq!(rows.len(), 1);
     let stats = &rows[0]["stats"];
     assert_eq!(stats["sequential"], false, "{stats}");
@@ -60,7 +65,7 @@ fn bench_stats_reports_the_engines_counts_and_phases() {
 
 #[test]
 fn bench_json_prints_one_row_per_workload_with_the_contract_fields() {
-    let output = blockstm(&[
+    let rows = successful_json_rows(&[
         "bench",
         "--txs",
         "40",
@@ -70,12 +75,6 @@ fn bench_json_prints_one_row_per_workload_with_the_contract_fields() {
         "2",
         "--json",
     ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let rows = json_rows(&output);
     let names: Vec<_> = rows
         .iter()
         .map(|r| r["workload"].as_str().unwrap().to_owned())
