@@ -12,6 +12,7 @@ use crate::output::BlockOutput;
 use crate::parallel::{Options, execute_on};
 use crate::pool::{PoolOptions, PoolPlan, WorkerPool};
 use crate::stats::ExecutionStats;
+use crate::vm::VmBuffers;
 
 /// A parallel executor with its own worker pool (see [`crate::pool`]).
 ///
@@ -29,8 +30,8 @@ use crate::stats::ExecutionStats;
 /// ```
 pub struct Executor {
     pub(crate) pool: WorkerPool,
-    /// Worker `i`'s read-set arena, kept across blocks (its memory stays on `i`'s node).
-    arenas: Mutex<Vec<Bump>>,
+    /// Worker `i`'s arena and buffers, kept across blocks (their memory stays on `i`'s node).
+    states: Mutex<Vec<WorkerState>>,
 }
 
 impl Executor {
@@ -43,10 +44,12 @@ impl Executor {
     /// Builds the pool for an explicit plan.
     pub fn with_plan(plan: PoolPlan) -> std::io::Result<Self> {
         let pool = WorkerPool::new(plan)?;
-        let arenas = (0..pool.workers()).map(|_| Bump::new()).collect();
+        let states = (0..pool.workers())
+            .map(|_| WorkerState::default())
+            .collect();
         Ok(Self {
             pool,
-            arenas: Mutex::new(arenas),
+            states: Mutex::new(states),
         })
     }
 
@@ -110,28 +113,37 @@ impl Executor {
         let _ = self.pool.run(workers, &|_| {});
     }
 
-    /// The first `count` workers' arenas, reset (a concurrent block gets fresh ones).
-    pub(crate) fn take_arenas(&self, count: usize) -> Vec<Bump> {
-        let mut kept = self.arenas.lock().unwrap_or_else(PoisonError::into_inner);
+    /// The first `count` workers' states, their arenas reset (a concurrent block gets fresh
+    /// ones).
+    pub(crate) fn take_worker_states(&self, count: usize) -> Vec<WorkerState> {
+        let mut kept = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         (0..count)
             .map(|i| match kept.get_mut(i) {
-                Some(arena) => {
-                    let mut arena = std::mem::take(arena);
-                    arena.reset();
-                    arena
+                Some(state) => {
+                    let mut state = std::mem::take(state);
+                    state.arena.reset();
+                    state
                 }
-                None => Bump::new(),
+                None => WorkerState::default(),
             })
             .collect()
     }
 
-    /// Gives the arenas back for the next block.
-    pub(crate) fn return_arenas(&self, arenas: Vec<Bump>) {
-        let mut kept = self.arenas.lock().unwrap_or_else(PoisonError::into_inner);
-        for (slot, arena) in kept.iter_mut().zip(arenas) {
-            *slot = arena;
+    /// Gives the workers' states back for the next block.
+    pub(crate) fn return_worker_states(&self, states: Vec<WorkerState>) {
+        let mut kept = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        for (slot, state) in kept.iter_mut().zip(states) {
+            *slot = state;
         }
     }
+}
+
+/// What a pool worker keeps from one block to the next: its read-set arena and the VM's
+/// buffers, allocated by the worker itself (so on its node) and reused, not reallocated.
+#[derive(Default)]
+pub(crate) struct WorkerState {
+    pub(crate) arena: Bump,
+    pub(crate) buffers: VmBuffers,
 }
 
 #[cfg(test)]
@@ -140,22 +152,53 @@ mod tests {
     use crate::pool::topology::fallback;
 
     #[test]
+    fn vm_buffers_are_kept_empty_with_their_capacity_across_blocks() {
+        use crate::workloads::{WorkloadKind, WorkloadSpec};
+        let options = PoolOptions {
+            workers_per_node: Some(2),
+            ..PoolOptions::default()
+        };
+        let executor = Executor::with_plan(fallback(&options, "test".to_owned())).unwrap();
+        let workload = WorkloadSpec::new(WorkloadKind::Erc20, 64)
+            .generate()
+            .unwrap();
+        let forced = Options {
+            sequential_below: Some(0),
+            ..Options::with_concurrency(2)
+        };
+        let output = executor
+            .execute(&workload.storage, &workload.block, &forced)
+            .unwrap();
+        assert_eq!(
+            output,
+            crate::execute_sequential(&workload.storage, &workload.block).unwrap()
+        );
+        let states = executor.take_worker_states(2);
+        assert!(states.iter().all(|state| state.buffers.is_empty()));
+        // Which workers executed depends on the schedule; at least one did.
+        assert!(
+            states.iter().any(|state| state.buffers.has_capacity()),
+            "a worker kept its buffers' allocations"
+        );
+    }
+
+    #[test]
     fn arenas_are_kept_for_their_worker_and_reset() {
         let options = PoolOptions {
             workers_per_node: Some(2),
             ..PoolOptions::default()
         };
         let executor = Executor::with_plan(fallback(&options, "test".to_owned())).unwrap();
-        let arenas = executor.take_arenas(2);
-        arenas[1].alloc_slice_fill_copy(100_000, 0u8);
-        executor.return_arenas(arenas);
-        let again = executor.take_arenas(2);
+        let states = executor.take_worker_states(2);
+        states[1].arena.alloc_slice_fill_copy(100_000, 0u8);
+        executor.return_worker_states(states);
+        let again = executor.take_worker_states(2);
         assert!(
-            again[1].chunk_capacity() >= 100_000,
+            again[1].arena.chunk_capacity() >= 100_000,
             "worker 1's chunk is kept, and reset to empty"
         );
         assert!(
-            again[0].chunk_capacity() < 100_000,
+            again[0].arena.chunk_capacity() < 100_000,
             "worker 0's arena is its own"
         );
     }

@@ -20,7 +20,7 @@ use crate::assembly;
 use crate::block::Block;
 use crate::error::BlockError;
 use crate::evm::block_evm;
-use crate::executor::Executor;
+use crate::executor::{Executor, WorkerState};
 use crate::location::LocationIndex;
 use crate::mv_memory::{MvMemory, Read, Version};
 use crate::output::{BlockOutput, TxResult};
@@ -30,7 +30,9 @@ use crate::scheduler::{Scheduler, Task};
 use crate::sequential::execute_sequential;
 use crate::stats::{ExecutionStats, WorkerCounts};
 use crate::sync::{AtomicBool, Mutex, Ordering, lock};
-use crate::vm::{BlockContext, ExecutedTx, IncarnationOutcome, VmDb, execute_incarnation};
+use crate::vm::{
+    BlockContext, ExecutedTx, IncarnationOutcome, VmBuffers, VmDb, execute_incarnation,
+};
 
 /// How to execute a block.
 #[derive(Clone, Debug)]
@@ -182,11 +184,12 @@ where
     let memory = MvMemory::new(txs, expected_locations, delete_touched_empty);
     let executor = executor.filter(|executor| threads <= executor.pool.workers());
     let workers = Workers { executor, threads };
-    // One arena per worker, for the block's read sets: allocated by that worker only, freed
-    // in bulk with the block. A pool keeps worker `i`'s arena for worker `i` across blocks.
-    let mut arenas: Vec<Bump> = match executor {
-        Some(executor) => executor.take_arenas(threads),
-        None => (0..threads).map(|_| Bump::new()).collect(),
+    // Per worker: an arena for the block's read sets (allocated by that worker only, freed in
+    // bulk with the block) and the VM's buffers. A pool keeps worker `i`'s for worker `i`
+    // across blocks.
+    let mut states: Vec<WorkerState> = match executor {
+        Some(executor) => executor.take_worker_states(threads),
+        None => (0..threads).map(|_| WorkerState::default()).collect(),
     };
     let run = Run {
         block,
@@ -212,18 +215,18 @@ where
     };
     let dispatched = Instant::now();
     {
-        // Each worker takes its own arena out of this list once.
-        let handed: Vec<std::sync::Mutex<Option<&mut Bump>>> = arenas
+        // Each worker takes its own state out of this list once.
+        let handed: Vec<std::sync::Mutex<Option<&mut WorkerState>>> = states
             .iter_mut()
-            .map(|arena| std::sync::Mutex::new(Some(arena)))
+            .map(|state| std::sync::Mutex::new(Some(state)))
             .collect();
         let outcome = workers.run(threads, &|worker| {
-            let arena = handed[worker]
+            let state = handed[worker]
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take()
-                .expect("each participant takes its arena once");
-            run.work(worker, threads, arena);
+                .expect("each participant takes its state once");
+            run.work(worker, threads, &state.arena, &mut state.buffers);
         });
         if let Err(message) = outcome {
             // `work` catches the engine's panics; this one escaped it.
@@ -254,22 +257,22 @@ where
     let state = assembly::state_changes(storage, &memory, &index, &workers)?;
     stats.assembly = phase.elapsed();
     if let Some(executor) = executor {
-        executor.return_arenas(arenas);
-        arenas = Vec::new();
+        executor.return_worker_states(states);
+        states = Vec::new();
     }
     // Freeing a large block's multi-version memory takes milliseconds: unless told
     // otherwise, do it off the caller's path (on an idle pool worker, or a thread of its own).
     if options.deferred_teardown && txs >= BACKGROUND_DROP_TXS {
         stats.teardown_deferred = true;
         match executor {
-            Some(executor) => executor.pool.defer_drop(Box::new((memory, index, arenas))),
+            Some(executor) => executor.pool.defer_drop(Box::new((memory, index, states))),
             None => {
-                std::thread::spawn(move || drop((memory, index, arenas)));
+                std::thread::spawn(move || drop((memory, index, states)));
             }
         }
     } else {
         let phase = Instant::now();
-        drop((memory, index, arenas));
+        drop((memory, index, states));
         stats.teardown = phase.elapsed();
     }
     Ok((BlockOutput { results, state }, stats))
@@ -354,7 +357,7 @@ struct Run<'a, S: DatabaseRef> {
 }
 
 impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
-    fn work(&self, worker: usize, workers: usize, arena: &'a Bump) {
+    fn work(&self, worker: usize, workers: usize, arena: &'a Bump, buffers: &mut VmBuffers) {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             for (position, tx) in self
                 .block
@@ -367,7 +370,7 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
                 self.context.index.tx_accounts(position, tx);
             }
             let mut counts = WorkerCounts::default();
-            self.work_loop(arena, &mut counts);
+            self.work_loop(arena, buffers, &mut counts);
             lock(&self.counts).add(&counts);
         }));
         if let Err(payload) = outcome {
@@ -377,8 +380,9 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         }
     }
 
-    fn work_loop(&self, arena: &'a Bump, counts: &mut WorkerCounts) {
-        let mut evm = block_evm(VmDb::new(&self.context, arena), self.block);
+    fn work_loop(&self, arena: &'a Bump, buffers: &mut VmBuffers, counts: &mut WorkerCounts) {
+        let vm_db = VmDb::new(&self.context, arena, std::mem::take(buffers));
+        let mut evm = block_evm(vm_db, self.block);
         let mut task = None;
         // Spin briefly, then yield: with more workers than cores, idle spinners would take
         // the cores from the workers that hold the tasks everyone waits for.
@@ -400,6 +404,7 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
                 }
             };
         }
+        *buffers = evm.ctx.journaled_state.database.take_buffers();
     }
 
     fn execute(

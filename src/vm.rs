@@ -62,6 +62,29 @@ pub(crate) enum VmDbError<E> {
 
 impl<E: DBErrorMarker> DBErrorMarker for VmDbError<E> {}
 
+/// A worker's buffers for executing incarnations: kept across blocks by the
+/// [`Executor`](crate::Executor), so that they keep their capacity and stay where the worker
+/// first touched them. Empty between uses.
+#[derive(Default)]
+pub(crate) struct VmBuffers {
+    reads: Vec<Read<'static>>,
+    accounts: HashMap<Address, (LocId, AccountValue)>,
+    slots: HashMap<(Address, U256), LocId>,
+}
+
+#[cfg(test)]
+impl VmBuffers {
+    /// Whether every buffer is empty.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.reads.is_empty() && self.accounts.is_empty() && self.slots.is_empty()
+    }
+
+    /// Whether every buffer kept an allocation.
+    pub(crate) fn has_capacity(&self) -> bool {
+        self.reads.capacity() > 0 && self.accounts.capacity() > 0 && self.slots.capacity() > 0
+    }
+}
+
 /// revm's view of the block for one incarnation of one transaction.
 pub(crate) struct VmDb<'c, 'a, S> {
     ctx: &'c BlockContext<'c, S>,
@@ -102,14 +125,14 @@ fn lazy_recipient(tx: &TxEnv, beneficiary: Address) -> Option<(Address, U256)> {
 }
 
 impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
-    pub(crate) fn new(ctx: &'c BlockContext<'c, S>, arena: &'a Bump) -> Self {
+    pub(crate) fn new(ctx: &'c BlockContext<'c, S>, arena: &'a Bump, buffers: VmBuffers) -> Self {
         Self {
             ctx,
             arena,
             tx: 0,
-            reads: Vec::new(),
-            accounts: HashMap::default(),
-            slots: HashMap::default(),
+            reads: buffers.reads,
+            accounts: buffers.accounts,
+            slots: buffers.slots,
             blocked_on: None,
             lazy_recipient: None,
             known_accounts: [(ctx.beneficiary, LocationIndex::BENEFICIARY); 3],
@@ -126,6 +149,23 @@ impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
                 || self.ctx.index.id(Location::Account(address)),
                 |(_, id)| *id,
             )
+    }
+
+    /// Takes the buffers back, emptied, for the worker's next block.
+    pub(crate) fn take_buffers(&mut self) -> VmBuffers {
+        let mut reads = std::mem::take(&mut self.reads);
+        reads.clear();
+        let mut accounts = std::mem::take(&mut self.accounts);
+        accounts.clear();
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.clear();
+        VmBuffers {
+            // The vector is empty: no read of this block's arena outlives it. Collecting an
+            // empty iterator over the same layout keeps the allocation.
+            reads: reads.into_iter().map(|_| unreachable!()).collect(),
+            accounts,
+            slots,
+        }
     }
 
     fn start(&mut self, tx: TxIdx, tx_env: &TxEnv) {
