@@ -151,14 +151,18 @@ mod tests {
     use super::*;
     use crate::pool::topology::fallback;
 
-    #[test]
-    fn vm_buffers_are_kept_empty_with_their_capacity_across_blocks() {
-        use crate::workloads::{WorkloadKind, WorkloadSpec};
+    fn two_workers() -> Executor {
         let options = PoolOptions {
             workers_per_node: Some(2),
             ..PoolOptions::default()
         };
-        let executor = Executor::with_plan(fallback(&options, "test".to_owned())).unwrap();
+        Executor::with_plan(fallback(&options, "test".to_owned())).unwrap()
+    }
+
+    #[test]
+    fn vm_buffers_are_kept_empty_with_their_capacity_across_blocks() {
+        use crate::workloads::{WorkloadKind, WorkloadSpec};
+        let executor = two_workers();
         let workload = WorkloadSpec::new(WorkloadKind::Erc20, 64)
             .generate()
             .unwrap();
@@ -184,11 +188,7 @@ mod tests {
 
     #[test]
     fn arenas_are_kept_for_their_worker_and_reset() {
-        let options = PoolOptions {
-            workers_per_node: Some(2),
-            ..PoolOptions::default()
-        };
-        let executor = Executor::with_plan(fallback(&options, "test".to_owned())).unwrap();
+        let executor = two_workers();
         let states = executor.take_worker_states(2);
         states[1].arena.alloc_slice_fill_copy(100_000, 0u8);
         executor.return_worker_states(states);

@@ -246,13 +246,17 @@ fn bench_workload(
         sequential_below: args.sequential_below,
         ..Options::with_concurrency(threads)
     };
+    // Warm-up of the parallel engine too (the pool's threads, its workers' buffers and the
+    // allocator's pages), so that neither engine's first timed run pays for set-up.
+    let (warm, _) = parallel(&options).map_err(execution_error)?;
+    let mut equal = warm == reference;
+    drop(warm);
     progress.set_message(format!(
         "{kind}: sequential and parallel ({threads} threads)"
     ));
     let mut seq_times = Vec::with_capacity(runs);
     let mut par_times = Vec::with_capacity(runs);
     let mut par_stats = Vec::with_capacity(runs);
-    let mut equal = true;
     let mut cpu = Duration::ZERO;
     // Runs alternate, so that neither engine always finds the caches and the allocator as
     // the other one left them.
