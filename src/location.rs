@@ -74,8 +74,8 @@ impl LocationIndex {
     /// locations, holding `beneficiary` ([`Self::BENEFICIARY`]).
     pub(crate) fn new(beneficiary: Address, txs: usize, capacity: usize) -> Self {
         let index = Self {
-            // Many shards: two workers rarely share a shard's lock word (a read lock still
-            // writes it), which would bounce its cache line between cores.
+            // Many shards for large blocks: two workers rarely share a shard's lock word (a
+            // read lock still writes it), which would bounce its cache line between cores.
             ids: DashMap::with_capacity_and_hasher_and_shard_amount(
                 capacity,
                 FastBuildHasher::default(),
