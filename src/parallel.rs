@@ -237,18 +237,7 @@ where
     if let Some(message) = lock(&run.panic).take() {
         return Err(BlockError::WorkerPanicked { message });
     }
-    let counts = *lock(&run.counts);
-    (
-        stats.incarnations,
-        stats.suspensions,
-        stats.validations,
-        stats.aborts,
-    ) = (
-        counts.incarnations,
-        counts.suspensions,
-        counts.validations,
-        counts.aborts,
-    );
+    lock(&run.counts).record_into(&mut stats);
     let Run { slots, .. } = run;
     let phase = Instant::now();
     let results = results(slots)?;

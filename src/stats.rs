@@ -71,4 +71,12 @@ impl WorkerCounts {
         self.validations += other.validations;
         self.aborts += other.aborts;
     }
+
+    /// Copies the block's total counts into `stats`.
+    pub(crate) fn record_into(&self, stats: &mut ExecutionStats) {
+        stats.incarnations = self.incarnations;
+        stats.suspensions = self.suspensions;
+        stats.validations = self.validations;
+        stats.aborts = self.aborts;
+    }
 }
