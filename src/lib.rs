@@ -30,6 +30,7 @@ mod location;
 mod mv_memory;
 pub mod output;
 pub mod parallel;
+mod plan;
 pub mod pool;
 pub mod replay;
 mod scheduler;

@@ -24,6 +24,7 @@ use crate::executor::{Executor, WorkerState};
 use crate::location::LocationIndex;
 use crate::mv_memory::{MvMemory, Read, Version};
 use crate::output::{BlockOutput, TxResult};
+use crate::plan::BlockPlan;
 use crate::pool::WorkerContext;
 use crate::pool::workers::panic_text;
 use crate::scheduler::{Scheduler, Task};
@@ -176,6 +177,24 @@ where
         };
         return Ok((output, stats));
     }
+    // A block that the hints show to be mostly one chain would be re-executed transaction
+    // after transaction on every core: contain it on the sequential path.
+    let plan = BlockPlan::new(&block.txs, block.env.beneficiary);
+    if options.sequential_below != Some(0) && plan.is_mostly_dependent() {
+        let planned = started.elapsed();
+        let output = execute_sequential(storage, block)?;
+        let stats = ExecutionStats {
+            sequential: true,
+            contained: true,
+            critical_path: plan.critical_path(),
+            workers: 1,
+            incarnations: txs as u64,
+            setup: planned,
+            execution: started.elapsed() - planned,
+            ..ExecutionStats::default()
+        };
+        return Ok((output, stats));
+    }
     let spec = block.spec();
     let delete_touched_empty = spec.is_enabled_in(SpecId::SPURIOUS_DRAGON);
     // Most transactions touch three or four locations.
@@ -201,6 +220,7 @@ where
             delete_touched_empty,
         },
         scheduler: Scheduler::new(txs),
+        plan: &plan,
         slots: (0..txs)
             .map(|_| CachePadded::new(Mutex::new(TxSlot::default())))
             .collect(),
@@ -210,6 +230,7 @@ where
     };
     let mut stats = ExecutionStats {
         workers: threads,
+        critical_path: plan.critical_path(),
         setup: started.elapsed(),
         ..ExecutionStats::default()
     };
@@ -337,6 +358,8 @@ struct Run<'a, S: DatabaseRef> {
     block: &'a Block,
     context: BlockContext<'a, S>,
     scheduler: Scheduler,
+    /// Which earlier transaction each transaction probably waits for.
+    plan: &'a BlockPlan,
     slots: Vec<CachePadded<Mutex<TxSlot<'a, S::Error>>>>,
     /// Set when a worker panicked: everyone stops, the block fails.
     abandoned: AtomicBool,
@@ -402,6 +425,16 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         version: Version,
         counts: &mut WorkerCounts,
     ) -> Option<Task> {
+        // A first incarnation whose hinted predecessor has not finished yet would most
+        // likely read stale values and be aborted: it waits for that predecessor instead.
+        if version.incarnation == 0
+            && let Some(predecessor) = self.plan.predecessor(version.tx)
+            && self.scheduler.add_dependency(version.tx, predecessor)
+        {
+            counts.suspensions += 1;
+            counts.planned_waits += 1;
+            return None;
+        }
         let tx_env = &self.block.txs[version.tx as usize];
         match execute_incarnation(evm, version.tx, tx_env) {
             IncarnationOutcome::Blocked(blocking) => {

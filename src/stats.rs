@@ -14,6 +14,14 @@ pub struct ExecutionStats {
     /// [`Options::sequential_threshold`](crate::Options::sequential_threshold)). The phase
     /// times are then all in `execution`.
     pub sequential: bool,
+    /// Whether the block ran on the sequential path because the plan from hints found it
+    /// mostly one chain of dependent transactions (see `critical_path`): Block-STM would
+    /// re-execute such a block transaction after transaction while occupying every worker.
+    pub contained: bool,
+    /// Transactions on the longest chain of dependencies that the hints predict (senders,
+    /// credits, ERC-20 calldata, access lists, calls to one contract); 0 when no plan was
+    /// made (blocks below the sequential threshold).
+    pub critical_path: usize,
     /// Workers that ran the block.
     pub workers: usize,
     /// Incarnations executed to the end: first executions and re-executions. A block with no
@@ -22,6 +30,9 @@ pub struct ExecutionStats {
     /// Incarnations stopped early on an aborted writer's estimate (the transaction waited
     /// for that writer, or was retried at once when the writer had already finished).
     pub suspensions: u64,
+    /// Of the suspensions, first incarnations that waited for the predecessor the plan
+    /// names before running at all.
+    pub planned_waits: u64,
     /// Validations run.
     pub validations: u64,
     /// Validations that failed and aborted their incarnation.
@@ -59,6 +70,7 @@ impl ExecutionStats {
 pub(crate) struct WorkerCounts {
     pub(crate) incarnations: u64,
     pub(crate) suspensions: u64,
+    pub(crate) planned_waits: u64,
     pub(crate) validations: u64,
     pub(crate) aborts: u64,
 }
@@ -68,6 +80,7 @@ impl WorkerCounts {
     pub(crate) fn add(&mut self, other: &WorkerCounts) {
         self.incarnations += other.incarnations;
         self.suspensions += other.suspensions;
+        self.planned_waits += other.planned_waits;
         self.validations += other.validations;
         self.aborts += other.aborts;
     }
@@ -76,6 +89,7 @@ impl WorkerCounts {
     pub(crate) fn record_into(&self, stats: &mut ExecutionStats) {
         stats.incarnations = self.incarnations;
         stats.suspensions = self.suspensions;
+        stats.planned_waits = self.planned_waits;
         stats.validations = self.validations;
         stats.aborts = self.aborts;
     }

@@ -254,3 +254,70 @@ fn statetest_reports_a_malformed_file_and_fails() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/fixtures"));
 }
+
+#[test]
+fn bench_with_db_latency_reports_the_latency_and_the_locations_read() {
+    let rows = successful_json_rows(&[
+        "bench",
+        "--workload",
+        "raw",
+        "--txs",
+        "300",
+        "--runs",
+        "1",
+        "--threads",
+        "2",
+        "--db-latency-us",
+        "20",
+        "--json",
+    ]);
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(row["equal"], true, "{row}");
+    assert_eq!(row["db_latency_us"], 20, "{row}");
+    // Each transfer reads a fresh sender and a fresh recipient.
+    let seq_reads = row["db_first_reads_seq"].as_u64().unwrap();
+    assert!(seq_reads >= 600, "{row}");
+    assert!(
+        row["db_first_reads_par"].as_u64().unwrap() >= seq_reads,
+        "{row}"
+    );
+    // 600 first reads of at least 20 µs each, one after the other.
+    assert!(row["seq_ms"].as_f64().unwrap() >= 12.0, "{row}");
+    let too_slow = blockstm(&["bench", "--db-latency-us", "2000000"]);
+    assert!(!too_slow.status.success());
+}
+
+#[test]
+fn bench_memory_reports_both_engines_peaks_from_their_own_processes() {
+    let rows = successful_json_rows(&[
+        "bench",
+        "--workload",
+        "erc20",
+        "--txs",
+        "1000",
+        "--threads",
+        "2",
+        "--memory",
+        "--json",
+    ]);
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    let field = |name: &str| {
+        row[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{name} in {row}"))
+    };
+    assert!(field("base_rss_mib") > 0.0, "{row}");
+    assert!(field("seq_peak_rss_mib") >= field("base_rss_mib"), "{row}");
+    assert!(field("par_peak_rss_mib") >= field("base_rss_mib"), "{row}");
+    assert!(
+        field("par_extra_mib") >= 0.0 && field("seq_extra_mib") >= 0.0,
+        "{row}"
+    );
+    assert!(row["within_bound"].is_boolean(), "{row}");
+    // A block below the sequential threshold cannot measure the parallel engine.
+    let small = blockstm(&["bench", "--workload", "raw", "--txs", "10", "--memory"]);
+    assert!(!small.status.success());
+    assert!(String::from_utf8_lossy(&small.stderr).contains("sequential path"));
+}

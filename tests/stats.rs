@@ -80,3 +80,67 @@ fn a_large_blocks_teardown_is_deferred_unless_asked_not_to() {
     let (_, stats) = execute_with_stats(&workload.storage, &workload.block, &inline).unwrap();
     assert!(!stats.teardown_deferred, "{stats:?}");
 }
+
+#[test]
+fn a_block_that_is_one_chain_is_contained_on_the_sequential_path() {
+    // Each sender pays with what the previous transaction sent it.
+    let workload = WorkloadSpec::new(WorkloadKind::Chain, 400)
+        .generate()
+        .unwrap();
+    let expected = execute_sequential(&workload.storage, &workload.block).unwrap();
+    let (output, stats) = execute_with_stats(
+        &workload.storage,
+        &workload.block,
+        &Options::with_concurrency(2),
+    )
+    .unwrap();
+    assert!(output == expected);
+    assert!(stats.contained && stats.sequential, "{stats:?}");
+    assert_eq!(stats.critical_path, 400, "{stats:?}");
+    assert_eq!(stats.workers, 1);
+
+    // Forcing the engine also runs such a block in parallel.
+    let (output, stats) =
+        execute_with_stats(&workload.storage, &workload.block, &forced(2)).unwrap();
+    assert!(output == expected);
+    assert!(!stats.contained && !stats.sequential, "{stats:?}");
+    assert_eq!(stats.critical_path, 400);
+}
+
+#[test]
+fn independent_blocks_are_not_contained_and_wait_for_no_one() {
+    for kind in [WorkloadKind::Raw, WorkloadKind::Erc20] {
+        let workload = WorkloadSpec::new(kind, 400).generate().unwrap();
+        let (_, stats) = execute_with_stats(
+            &workload.storage,
+            &workload.block,
+            &Options::with_concurrency(2),
+        )
+        .unwrap();
+        assert!(!stats.contained && !stats.sequential, "{kind}: {stats:?}");
+        assert_eq!(stats.critical_path, 1, "{kind}: {stats:?}");
+        assert_eq!(stats.planned_waits, 0, "{kind}: {stats:?}");
+    }
+}
+
+#[test]
+fn hot_swaps_wait_for_their_hinted_predecessor_instead_of_aborting() {
+    // 30% of the transactions swap on one pool: a chain the plan sees, inside a block it
+    // keeps parallel.
+    let workload = WorkloadSpec::new(WorkloadKind::Hybrid, 600)
+        .with_hot(0.3)
+        .generate()
+        .unwrap();
+    let expected = execute_sequential(&workload.storage, &workload.block).unwrap();
+    let (output, stats) = execute_with_stats(
+        &workload.storage,
+        &workload.block,
+        &Options::with_concurrency(2),
+    )
+    .unwrap();
+    assert!(output == expected);
+    assert!(!stats.contained, "{stats:?}");
+    assert!(stats.critical_path > 100, "{stats:?}");
+    assert!(stats.planned_waits > 0, "{stats:?}");
+    assert!(stats.planned_waits <= stats.suspensions, "{stats:?}");
+}

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use crate::timing::{median_ms, timed};
 
+use blockstm_evm::revm::DatabaseRef;
+use blockstm_evm::storage::LatencyStorage;
 use blockstm_evm::workloads::{Workload, WorkloadError, WorkloadKind, WorkloadSpec};
 use blockstm_evm::{
     BlockError, BlockOutput, ExecutionStats, Options, execute_sequential,
@@ -15,6 +17,8 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+/// Most microseconds of `--db-latency-us` the bench accepts.
+const MAX_DB_LATENCY_US: u64 = 1_000_000;
 /// Most runs per workload the bench accepts.
 const MAX_RUNS: usize = 10_000;
 /// Most worker threads the bench accepts.
@@ -80,6 +84,19 @@ pub struct BenchArgs {
     /// time per phase) of the parallel run with the median time.
     #[arg(long, conflicts_with = "spawned_threads")]
     stats: bool,
+    /// Make the first read of each location (account, slot, code, block hash) take L
+    /// microseconds, as from a node's disk: the reading thread sleeps (see
+    /// `storage::LatencyStorage`). Every run, of either engine, starts with a cold cache.
+    #[arg(long, value_name = "L")]
+    db_latency_us: Option<u64>,
+    /// Instead of timing, measure peak memory: each engine runs the block once in a child
+    /// process of its own, which reports its resident set before and at its peak.
+    #[arg(long, conflicts_with_all = ["stats", "spawned_threads", "db_latency_us"])]
+    pub(crate) memory: bool,
+    /// Internal: the child process of `--memory` (runs one engine once and prints its
+    /// memory figures as JSON).
+    #[arg(long, hide = true, value_name = "ENGINE")]
+    pub(crate) memory_probe: Option<crate::memory::Engine>,
 }
 
 /// Errors of the bench command.
@@ -91,6 +108,10 @@ pub enum BenchError {
     Runs(usize),
     #[error("--threads must be between 1 and {MAX_THREADS}, got {0}")]
     Threads(usize),
+    #[error("--db-latency-us must be at most {MAX_DB_LATENCY_US}, got {0}")]
+    DbLatency(u64),
+    #[error("memory measurement: {0}")]
+    Memory(String),
     #[error("workload {workload}: execution failed: {source}")]
     Execution {
         workload: WorkloadKind,
@@ -122,15 +143,27 @@ struct Row {
     /// With `--stats`: the engine's statistics of the parallel run with the median time.
     #[serde(skip_serializing_if = "Option::is_none")]
     stats: Option<StatsRow>,
+    /// With `--db-latency-us`: the latency of each first read, in microseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    db_latency_us: Option<u64>,
+    /// With `--db-latency-us`: locations the sequential run read (each paid the latency).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    db_first_reads_seq: Option<u64>,
+    /// With `--db-latency-us`: locations the parallel run read (speculative reads included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    db_first_reads_par: Option<u64>,
 }
 
 /// The engine's statistics of one run (`--stats`), times in milliseconds.
 #[derive(Debug, Serialize)]
 struct StatsRow {
     sequential: bool,
+    contained: bool,
+    critical_path: usize,
     workers: usize,
     incarnations: u64,
     suspensions: u64,
+    planned_waits: u64,
     validations: u64,
     aborts: u64,
     setup_ms: f64,
@@ -146,9 +179,12 @@ impl StatsRow {
         let ms = |duration: Duration| duration.as_secs_f64() * 1e3;
         Self {
             sequential: stats.sequential,
+            contained: stats.contained,
+            critical_path: stats.critical_path,
             workers: stats.workers,
             incarnations: stats.incarnations,
             suspensions: stats.suspensions,
+            planned_waits: stats.planned_waits,
             validations: stats.validations,
             aborts: stats.aborts,
             setup_ms: ms(stats.setup),
@@ -169,6 +205,9 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, BenchError> {
     if threads == 0 || threads > MAX_THREADS {
         return Err(BenchError::Threads(threads));
     }
+    if let Some(latency) = args.db_latency_us.filter(|&l| l > MAX_DB_LATENCY_US) {
+        return Err(BenchError::DbLatency(latency));
+    }
     let specs: Vec<WorkloadSpec> = args
         .workload
         .kinds()
@@ -181,6 +220,12 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, BenchError> {
         .collect();
     // Refuse bad parameters before spending time on any workload.
     specs.iter().try_for_each(WorkloadSpec::validate)?;
+    if let Some(engine) = args.memory_probe {
+        return crate::memory::probe(&specs, threads, engine);
+    }
+    if args.memory {
+        return crate::memory::measure(&specs, threads, args.json);
+    }
 
     let progress = ProgressBar::new((specs.len() * args.runs * 2) as u64);
     progress.set_style(
@@ -224,13 +269,54 @@ fn bench_workload(
     args: &BenchArgs,
     progress: &ProgressBar,
 ) -> Result<Row, BenchError> {
+    match args.db_latency_us {
+        None => bench_on(workload, &|| &workload.storage, threads, args, progress),
+        Some(latency) => {
+            let latency = Duration::from_micros(latency);
+            let slow = || LatencyStorage::new(&workload.storage, latency);
+            bench_on(workload, &slow, threads, args, progress)
+        }
+    }
+}
+
+/// Storage that can count the locations read through it.
+trait CountingReads {
+    /// Locations read so far, when counted.
+    fn first_reads(&self) -> Option<u64>;
+}
+
+impl<S> CountingReads for &S {
+    fn first_reads(&self) -> Option<u64> {
+        None
+    }
+}
+
+impl<S> CountingReads for LatencyStorage<'_, S> {
+    fn first_reads(&self) -> Option<u64> {
+        Some(LatencyStorage::first_reads(self))
+    }
+}
+
+/// Benches `workload` with storage made by `storage` afresh for every run (a cold cache
+/// for each when it is a [`LatencyStorage`]); making it is not timed.
+fn bench_on<S, F>(
+    workload: &Workload,
+    storage: &F,
+    threads: usize,
+    args: &BenchArgs,
+    progress: &ProgressBar,
+) -> Result<Row, BenchError>
+where
+    S: DatabaseRef<Error = blockstm_evm::StorageError> + Sync + CountingReads,
+    F: Fn() -> S,
+{
     let runs = args.runs;
-    let parallel = |options: &Options| {
+    let parallel = |storage: &S, options: &Options| {
         if args.spawned_threads {
-            execute_with_spawned_threads(&workload.storage, &workload.block, options)
+            execute_with_spawned_threads(storage, &workload.block, options)
                 .map(|output| (output, None))
         } else {
-            execute_with_stats(&workload.storage, &workload.block, options)
+            execute_with_stats(storage, &workload.block, options)
                 .map(|(output, stats)| (output, Some(stats)))
         }
     };
@@ -240,17 +326,21 @@ fn bench_workload(
         source,
     };
     // Warm-up run; its output is the reference the timed runs must reproduce.
-    let reference =
-        execute_sequential(&workload.storage, &workload.block).map_err(execution_error)?;
+    let first_storage = storage();
+    let reference = execute_sequential(&first_storage, &workload.block).map_err(execution_error)?;
+    let db_first_reads_seq = first_storage.first_reads();
+    drop(first_storage);
     let options = Options {
         sequential_below: args.sequential_below,
         ..Options::with_concurrency(threads)
     };
     // Warm-up of the parallel engine too (the pool's threads, its workers' buffers and the
     // allocator's pages), so that neither engine's first timed run pays for set-up.
-    let (warm, _) = parallel(&options).map_err(execution_error)?;
+    let first_storage = storage();
+    let (warm, _) = parallel(&first_storage, &options).map_err(execution_error)?;
+    let db_first_reads_par = first_storage.first_reads();
     let mut equal = warm == reference;
-    drop(warm);
+    drop((warm, first_storage));
     progress.set_message(format!(
         "{kind}: sequential and parallel ({threads} threads)"
     ));
@@ -261,7 +351,8 @@ fn bench_workload(
     // Runs alternate, so that neither engine always finds the caches and the allocator as
     // the other one left them.
     for _ in 0..runs {
-        let (elapsed, output) = timed(|| execute_sequential(&workload.storage, &workload.block));
+        let run_storage = storage();
+        let (elapsed, output) = timed(|| execute_sequential(&run_storage, &workload.block));
         let output = output.map_err(execution_error)?;
         if output != reference {
             return Err(BenchError::Nondeterministic { workload: kind });
@@ -270,8 +361,9 @@ fn bench_workload(
         seq_times.push(elapsed);
         progress.inc(1);
 
+        let run_storage = storage();
         let cpu_before = process_cpu_time();
-        let (elapsed, output) = timed(|| parallel(&options));
+        let (elapsed, output) = timed(|| parallel(&run_storage, &options));
         // Only the execution counts: the comparison below is the bench's own work.
         cpu += process_cpu_time().saturating_sub(cpu_before);
         let (output, stats) = output.map_err(execution_error)?;
@@ -312,6 +404,9 @@ fn bench_workload(
         } else {
             "pool"
         },
+        db_latency_us: args.db_latency_us,
+        db_first_reads_seq,
+        db_first_reads_par,
     })
 }
 
@@ -365,15 +460,27 @@ fn print_row(row: &Row) {
         row.failed_txs,
         row.equal.map_or("-", |e| if e { "yes" } else { "NO" }),
     );
+    if let (Some(latency), Some(seq), Some(par)) = (
+        row.db_latency_us,
+        row.db_first_reads_seq,
+        row.db_first_reads_par,
+    ) {
+        println!(
+            "         storage: {latency} µs per first read; {seq} locations read sequentially, \
+             {par} in parallel"
+        );
+    }
     if let Some(stats) = &row.stats {
         println!(
-            "         stats: {} incarnations, {} suspensions, {} validations, {} aborts; \
-             set-up {:.2} ms, execution {:.2} ms, results {:.2} ms, assembly {:.2} ms, \
-             teardown {:.2} ms{}",
+            "         stats: {} incarnations, {} suspensions ({} planned), {} validations, \
+             {} aborts, critical path {}; set-up {:.2} ms, execution {:.2} ms, results {:.2} \
+             ms, assembly {:.2} ms, teardown {:.2} ms{}",
             stats.incarnations,
             stats.suspensions,
+            stats.planned_waits,
             stats.validations,
             stats.aborts,
+            stats.critical_path,
             stats.setup_ms,
             stats.execution_ms,
             stats.results_ms,
@@ -381,6 +488,8 @@ fn print_row(row: &Row) {
             stats.teardown_ms,
             if stats.teardown_deferred {
                 " (deferred)"
+            } else if stats.contained {
+                " (contained: sequential path)"
             } else if stats.sequential {
                 " (sequential path)"
             } else {

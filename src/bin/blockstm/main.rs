@@ -2,6 +2,7 @@
 
 mod bench;
 mod conformance;
+mod memory;
 mod replay;
 mod timing;
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use blockstm_evm::replay::{MainnetData, ReplayError};
-use blockstm_evm::{Options, execute, execute_sequential};
+use blockstm_evm::{ExecutionStats, Options, execute, execute_sequential, execute_with_stats};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -27,6 +27,14 @@ pub struct ReplayArgs {
     /// Print one JSON object per block per line instead of a table.
     #[arg(long)]
     json: bool,
+    /// Run the parallel side with `execute`'s default options (small blocks and blocks the
+    /// plan finds mostly dependent take the sequential path) instead of forcing the
+    /// parallel engine on every block.
+    #[arg(long)]
+    default_options: bool,
+    /// Replay only this block (repeatable; default: every block in the folder).
+    #[arg(long = "block", value_name = "NUMBER")]
+    blocks: Vec<u64>,
 }
 
 /// One block's row (`--json` prints it as is: these field names are a contract).
@@ -44,6 +52,9 @@ struct Row {
     bloom_match: Option<bool>,
     receipts_root_match: Option<bool>,
     error: Option<String>,
+    /// What the parallel side ran: `parallel`, `sequential` (below the threshold) or
+    /// `contained` (the plan found the block mostly dependent).
+    path: Option<&'static str>,
 }
 
 impl Row {
@@ -64,13 +75,23 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode, String> {
         ));
     }
     let data = MainnetData::load(&args.dir).map_err(|e: ReplayError| e.to_string())?;
-    let numbers = data.block_numbers().map_err(|e| e.to_string())?;
+    let mut numbers = data.block_numbers().map_err(|e| e.to_string())?;
+    if let Some(missing) = args.blocks.iter().find(|n| !numbers.contains(n)) {
+        return Err(format!("block {missing} is not in {}", args.dir.display()));
+    }
+    if !args.blocks.is_empty() {
+        numbers.retain(|n| args.blocks.contains(n));
+    }
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let options = Options {
-        sequential_below: Some(0),
-        ..Options::with_concurrency(threads)
+    let options = if args.default_options {
+        Options::with_concurrency(threads)
+    } else {
+        Options {
+            sequential_below: Some(0),
+            ..Options::with_concurrency(threads)
+        }
     };
     let progress = ProgressBar::new(numbers.len() as u64);
     progress.set_style(
@@ -81,7 +102,7 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode, String> {
     );
     if !args.json {
         println!(
-            "{:>9} {:<16} {:>5} {:>10} {:>8} {:>8} {:>7} {:>5} {:>5} {:>5} {:>8}",
+            "{:>9} {:<16} {:>5} {:>10} {:>8} {:>8} {:>7} {:>5} {:>5} {:>5} {:>8} {:<10}",
             "block",
             "fork",
             "txs",
@@ -92,7 +113,8 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode, String> {
             "equal",
             "gas",
             "bloom",
-            "receipts"
+            "receipts",
+            "path"
         );
     }
     let (mut passed, mut failed) = (0, 0);
@@ -130,6 +152,7 @@ fn replay_block(data: &MainnetData, number: u64, options: &Options, runs: usize)
         bloom_match: None,
         receipts_root_match: None,
         error: None,
+        path: None,
     };
     let block = match data.block(number) {
         Ok(block) => block,
@@ -142,7 +165,11 @@ fn replay_block(data: &MainnetData, number: u64, options: &Options, runs: usize)
     row.txs = block.block.txs.len();
     // Warm-up: the first block that needs them loads the KZG setup and precompile tables.
     let sequential = execute_sequential(&block.storage, &block.block);
-    let parallel = execute(&block.storage, &block.block, options);
+    let parallel =
+        execute_with_stats(&block.storage, &block.block, options).map(|(output, stats)| {
+            row.path = Some(path_name(&stats));
+            output
+        });
     let (mut seq_times, mut par_times) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         seq_times.push(timed(|| execute_sequential(&block.storage, &block.block)).0);
@@ -167,6 +194,16 @@ fn replay_block(data: &MainnetData, number: u64, options: &Options, runs: usize)
     row
 }
 
+fn path_name(stats: &ExecutionStats) -> &'static str {
+    if stats.contained {
+        "contained"
+    } else if stats.sequential {
+        "sequential"
+    } else {
+        "parallel"
+    }
+}
+
 fn print_row(row: &Row, json: bool) {
     if json {
         println!("{}", serde_json::to_string(row).expect("rows serialize"));
@@ -175,7 +212,7 @@ fn print_row(row: &Row, json: bool) {
     let flag = |value: Option<bool>| value.map_or("-", |v| if v { "yes" } else { "NO" });
     let number = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
     println!(
-        "{:>9} {:<16} {:>5} {:>10} {:>8} {:>8} {:>7} {:>5} {:>5} {:>5} {:>8}{}",
+        "{:>9} {:<16} {:>5} {:>10} {:>8} {:>8} {:>7} {:>5} {:>5} {:>5} {:>8} {:<10}{}",
         row.block,
         row.fork,
         row.txs,
@@ -187,6 +224,7 @@ fn print_row(row: &Row, json: bool) {
         flag(row.gas_match),
         flag(row.bloom_match),
         flag(row.receipts_root_match),
+        row.path.unwrap_or("-"),
         row.error
             .as_ref()
             .map_or_else(String::new, |e| format!("  error: {e}")),
