@@ -71,6 +71,10 @@ struct TxScript {
     /// a lower transaction that the script does not model wrote). Scripted aborts leave the
     /// preemption budget to the races around them.
     stale_first: bool,
+    /// The earlier transaction the block's plan names as its predecessor: its first
+    /// incarnation waits for that one with `add_dependency` before running, as
+    /// `parallel::Run::execute` does.
+    waits_for: Option<TxIdx>,
 }
 
 /// Paths through the scheduler a model should take in at least one execution.
@@ -88,9 +92,13 @@ enum Event {
     ValidationOnly,
     /// `finish_validation` handed the aborted transaction's re-execution to the validator.
     ValidatorReexecutes,
+    /// A first incarnation waited for its planned predecessor.
+    PlannedWait,
+    /// A first incarnation ran at once: its planned predecessor had already finished.
+    PlannedWaitRefused,
 }
 
-const EVENTS: usize = 6;
+const EVENTS: usize = 8;
 
 /// How often each [`Event`] happened, over all executions of one model.
 #[derive(Default)]
@@ -305,6 +313,17 @@ impl Run {
 
     fn execute(&self, version: Version) -> Option<Task> {
         let script = self.txs[version.tx as usize];
+        if version.incarnation == 0
+            && let Some(predecessor) = script.waits_for
+        {
+            self.event(false);
+            if self.scheduler.add_dependency(version.tx, predecessor) {
+                self.coverage.record(Event::PlannedWait);
+                self.ghost().suspended.push(version);
+                return None;
+            }
+            self.coverage.record(Event::PlannedWaitRefused);
+        }
         let mut reads = Vec::with_capacity(script.reads.len());
         let mut values = Vec::with_capacity(script.reads.len());
         for &location in script.reads {
@@ -467,6 +486,8 @@ impl Model {
             Event::ReexecutionWroteNew,
             Event::ValidationOnly,
             Event::ValidatorReexecutes,
+            Event::PlannedWait,
+            Event::PlannedWaitRefused,
         ]
         .iter()
         .map(|event| format!("{event:?} {}", coverage.count(*event)))
@@ -558,6 +579,7 @@ static ESTIMATE_CHAIN: [TxScript; 3] = [
         reads: &[],
         writes: |_| vec![(X, 1)],
         stale_first: false,
+        waits_for: None,
     },
     TxScript {
         reads: &[X],
@@ -569,11 +591,13 @@ static ESTIMATE_CHAIN: [TxScript; 3] = [
             writes
         },
         stale_first: true,
+        waits_for: None,
     },
     TxScript {
         reads: &[Y],
         writes: |read| vec![(W, read[0] * 2)],
         stale_first: false,
+        waits_for: None,
     },
 ];
 
@@ -584,16 +608,19 @@ static SAME_WRITES: [TxScript; 3] = [
         reads: &[],
         writes: |_| vec![(X, 1)],
         stale_first: false,
+        waits_for: None,
     },
     TxScript {
         reads: &[X],
         writes: |read| vec![(Y, read[0] + 1)],
         stale_first: true,
+        waits_for: None,
     },
     TxScript {
         reads: &[X, Y],
         writes: |read| vec![(Z, read[0] + read[1])],
         stale_first: false,
+        waits_for: None,
     },
 ];
 
@@ -604,6 +631,7 @@ static DROPPED_WRITE: [TxScript; 4] = [
         reads: &[],
         writes: |_| vec![(X, 1)],
         stale_first: false,
+        waits_for: None,
     },
     TxScript {
         reads: &[X],
@@ -615,16 +643,19 @@ static DROPPED_WRITE: [TxScript; 4] = [
             }
         },
         stale_first: true,
+        waits_for: None,
     },
     TxScript {
         reads: &[Y],
         writes: |read| vec![(W, read[0])],
         stale_first: false,
+        waits_for: None,
     },
     TxScript {
         reads: &[Z, W],
         writes: |read| vec![(V, read[0] + read[1])],
         stale_first: false,
+        waits_for: None,
     },
 ];
 
@@ -635,16 +666,19 @@ static COUNTER: [TxScript; 3] = [
         reads: &[X],
         writes: |read| vec![(X, read[0] + 1)],
         stale_first: false,
+        waits_for: None,
     },
     TxScript {
         reads: &[X],
         writes: |read| vec![(X, read[0] + 1)],
         stale_first: false,
+        waits_for: None,
     },
     TxScript {
         reads: &[X],
         writes: |read| vec![(X, read[0] + 1)],
         stale_first: false,
+        waits_for: None,
     },
 ];
 
@@ -655,6 +689,7 @@ static LAST_WRITES_NEW: [TxScript; 2] = [
         reads: &[],
         writes: |_| vec![(X, 1)],
         stale_first: false,
+        waits_for: None,
     },
     TxScript {
         reads: &[X],
@@ -666,8 +701,46 @@ static LAST_WRITES_NEW: [TxScript; 2] = [
             writes
         },
         stale_first: true,
+        waits_for: None,
     },
 ];
+
+/// A chain the plan sees: tx1 waits for tx0 and tx2 for tx1 before their first
+/// incarnations run (or run at once when the predecessor already finished); tx2's hint is
+/// also wrong in part (it reads X, which tx1 does not write), and tx1 reads past its hint.
+static PLANNED_CHAIN: [TxScript; 3] = [
+    TxScript {
+        reads: &[],
+        writes: |_| vec![(X, 1)],
+        stale_first: false,
+        waits_for: None,
+    },
+    TxScript {
+        reads: &[X],
+        writes: |read| vec![(Y, read[0] + 1)],
+        stale_first: false,
+        waits_for: Some(0),
+    },
+    TxScript {
+        reads: &[X, Y],
+        writes: |read| vec![(Z, read[0] + read[1])],
+        stale_first: false,
+        waits_for: Some(1),
+    },
+];
+
+#[test]
+fn loom_scheduler_planned_chain_two_threads() {
+    Model {
+        name: "scheduler_planned_chain_two_threads",
+        txs: &PLANNED_CHAIN,
+        threads: 2,
+        covers: &[Event::PlannedWait, Event::PlannedWaitRefused],
+        mutation: Mutation::None,
+        min_preemptions: 0,
+    }
+    .check();
+}
 
 #[test]
 fn loom_scheduler_estimate_chain_two_threads() {
