@@ -29,7 +29,11 @@ use smallvec::SmallVec;
 
 use crate::location::LocId;
 use crate::segmented_vec::SegmentedVec;
+
+mod fee_lane;
+
 use crate::sync::{AtomicU32, Mutex, Ordering, lock};
+use fee_lane::FeeLane;
 
 /// Index of a transaction in the block.
 pub(crate) type TxIdx = u32;
@@ -273,6 +277,9 @@ pub(crate) struct MvMemory {
     /// Locations each transaction's last incarnation wrote, sorted.
     last_writes: Vec<CachePadded<Mutex<Vec<LocId>>>>,
     delete_touched_empty: bool,
+    /// The location whose lazy credits (the beneficiary's fees) live in a dense per-
+    /// transaction lane instead of its cell's skip list (see `fee_lane`).
+    fee_lane: Option<(LocId, FeeLane)>,
     #[cfg(loom)]
     mutation: CellMutation,
 }
@@ -286,8 +293,29 @@ impl MvMemory {
                 .map(|_| CachePadded::new(Mutex::new(Vec::new())))
                 .collect(),
             delete_touched_empty,
+            fee_lane: None,
             #[cfg(loom)]
             mutation: CellMutation::None,
+        }
+    }
+
+    /// This memory with the lazy credits written at `location` (the beneficiary: one fee per
+    /// transaction) kept in a dense lane, one slot per transaction, instead of the location's
+    /// skip list. Plain values written there still go to the skip list; reads merge both.
+    /// Credits to `location` must never be read as [`ReadOrigin::NoCode`] (the lane keeps no
+    /// plain-entry count), which holds for the beneficiary: transfers to it are not lazy.
+    pub(crate) fn with_fee_lane(mut self, location: LocId) -> Self {
+        let txs = self.last_writes.len();
+        self.fee_lane = Some((location, FeeLane::new(txs)));
+        self
+    }
+
+    /// The fee lane, when `location` is its location.
+    #[inline]
+    fn lane_at(&self, location: LocId) -> Option<&FeeLane> {
+        match &self.fee_lane {
+            Some((lane_location, lane)) if *lane_location == location => Some(lane),
+            _ => None,
         }
     }
 
@@ -312,6 +340,9 @@ impl MvMemory {
 
     /// What transaction `tx` reads at `location`: the highest writer below it.
     pub(crate) fn read(&self, location: LocId, tx: TxIdx) -> ReadResult {
+        if let Some(lane) = self.lane_at(location) {
+            return self.read_with_lane(location, lane, tx);
+        }
         let guard = epoch::pin();
         let cell = self.cell(location);
         #[cfg(loom)]
@@ -358,6 +389,117 @@ impl MvMemory {
         }
     }
 
+    /// [`read`](Self::read) at the fee lane's location: the highest plain entry below `tx`
+    /// in the skip list, then the fees between it and `tx` from the lane. Each transaction's
+    /// switch between the two (a fee in one incarnation, a plain value in the next) publishes
+    /// the new entry before it retires the old one, which is an estimate by then (the
+    /// incarnation before was aborted): a reader in between sees the estimate and waits.
+    fn read_with_lane(&self, location: LocId, lane: &FeeLane, tx: TxIdx) -> ReadResult {
+        let guard = epoch::pin();
+        let cell = self.cell(location);
+        let mut plain = None;
+        if let Some(versions) = cell.versions.get() {
+            for entry in versions.range(..tx).rev() {
+                let state = entry.value().load(&guard);
+                if !matches!(state.data, EntryData::Absent) {
+                    plain = Some((*entry.key(), state));
+                    break;
+                }
+            }
+        }
+        // Fees and estimates may be published while this reader scans them.
+        crate::stress::point();
+        let floor = plain.map_or(0, |(writer, _)| writer + 1);
+        let mut fees: SmallVec<[Credit; 4]> = SmallVec::new();
+        for writer in (floor..tx).rev() {
+            match lane.load(writer, &guard).map(|state| &state.data) {
+                None | Some(EntryData::Absent) => {}
+                Some(EntryData::Estimate) => return ReadResult::Blocked(writer),
+                Some(EntryData::Written(WriteValue::Reward(fee))) => fees.push((writer, *fee)),
+                Some(EntryData::Written(_)) => {
+                    unreachable!("the fee lane holds lazy credits only")
+                }
+            }
+        }
+        fees.reverse();
+        let Some((writer, state)) = plain else {
+            return if fees.is_empty() {
+                ReadResult::Base
+            } else {
+                ReadResult::Rewarded { start: None, fees }
+            };
+        };
+        if matches!(
+            lane.load(writer, &guard).map(|state| &state.data),
+            Some(EntryData::Estimate)
+        ) {
+            return ReadResult::Blocked(writer);
+        }
+        match &state.data {
+            EntryData::Estimate => ReadResult::Blocked(writer),
+            EntryData::Written(value) if fees.is_empty() => ReadResult::Written {
+                version: Version {
+                    tx: writer,
+                    incarnation: state.incarnation,
+                },
+                value: value.clone(),
+            },
+            EntryData::Written(WriteValue::Account(account)) => ReadResult::Rewarded {
+                start: Some(account.clone()),
+                fees,
+            },
+            EntryData::Written(_) | EntryData::Absent => {
+                unreachable!("the skip list at the fee location holds account values")
+            }
+        }
+    }
+
+    /// [`final_account`](Self::final_account) at the fee lane's location: the last plain
+    /// value (or `base`), with the fees of the transactions after it credited in order.
+    fn final_account_with_lane(
+        &self,
+        location: LocId,
+        lane: &FeeLane,
+        base: &Option<AccountInfo>,
+    ) -> Option<AccountValue> {
+        let guard = epoch::pin();
+        let mut last_plain = None;
+        if let Some(versions) = self.cell(location).versions.get() {
+            for entry in versions.iter() {
+                match &entry.value().load(&guard).data {
+                    EntryData::Absent => {}
+                    EntryData::Written(WriteValue::Account(value)) => {
+                        last_plain = Some((*entry.key(), value));
+                    }
+                    EntryData::Written(_) | EntryData::Estimate => {
+                        unreachable!("after execution, the fee location holds account values")
+                    }
+                }
+            }
+        }
+        let floor = last_plain.map_or(0, |(writer, _)| writer as usize + 1);
+        let mut value = last_plain.map(|(_, value)| value.clone());
+        for writer in floor..lane.len() {
+            let writer = writer as TxIdx;
+            match lane.load(writer, &guard).map(|state| &state.data) {
+                None | Some(EntryData::Absent) => {}
+                Some(EntryData::Written(WriteValue::Reward(fee))) => {
+                    let start = value.take().unwrap_or_else(|| AccountValue {
+                        info: base.clone(),
+                        wiped_at: None,
+                    });
+                    value = Some(apply_credit(
+                        start,
+                        (writer, *fee),
+                        self.delete_touched_empty,
+                    ));
+                }
+                Some(_) => unreachable!("after execution, the fee lane holds fees only"),
+            }
+        }
+        value
+    }
+
     /// The cached pre-block value of `location`, if some reader loaded it.
     pub(crate) fn base(&self, location: LocId) -> Option<&BaseValue> {
         self.cell(location).base.get().map(|base| &**base)
@@ -401,6 +543,9 @@ impl MvMemory {
         location: LocId,
         base: &Option<AccountInfo>,
     ) -> Option<AccountValue> {
+        if let Some(lane) = self.lane_at(location) {
+            return self.final_account_with_lane(location, lane, base);
+        }
         let versions = self.cell(location).versions.get()?;
         let guard = epoch::pin();
         // Forward: each step is O(1), where stepping back in a skip list is a search. The
@@ -435,6 +580,7 @@ impl MvMemory {
     /// Whether any transaction ever wrote `location` in this block.
     pub(crate) fn is_written(&self, location: LocId) -> bool {
         self.cell(location).versions.get().is_some()
+            || self.lane_at(location).is_some_and(FeeLane::is_written)
     }
 
     /// The last writer and value at a storage location; `None` when no transaction's final
@@ -490,6 +636,86 @@ impl MvMemory {
 
     /// Sets `tx`'s entry at `location`, in place when it exists.
     fn write(
+        &self,
+        location: LocId,
+        tx: TxIdx,
+        incarnation: Incarnation,
+        data: EntryData,
+        guard: &Guard,
+    ) {
+        match self.lane_at(location) {
+            Some(lane) => self.write_with_lane(location, lane, tx, incarnation, data, guard),
+            None => self.write_versions(location, tx, incarnation, data, guard),
+        }
+    }
+
+    /// [`write`](Self::write) at the fee lane's location: fees go to the lane, plain values
+    /// to the skip list, and `tx` keeps one entry holding a value: the new one is published
+    /// first, then the other place's entry (an estimate by then) becomes `Absent`.
+    fn write_with_lane(
+        &self,
+        location: LocId,
+        lane: &FeeLane,
+        tx: TxIdx,
+        incarnation: Incarnation,
+        data: EntryData,
+        guard: &Guard,
+    ) {
+        let in_versions = |tx| {
+            self.cell(location)
+                .versions
+                .get()
+                .and_then(|versions| versions.get(&tx))
+                .is_some_and(|entry| !matches!(entry.value().load(guard).data, EntryData::Absent))
+        };
+        let absent = || EntryState {
+            incarnation,
+            data: EntryData::Absent,
+        };
+        match data {
+            EntryData::Written(WriteValue::Reward(_)) => {
+                lane.store(tx, EntryState { incarnation, data }, guard);
+                if in_versions(tx) {
+                    crate::stress::point();
+                    self.write_versions(location, tx, incarnation, EntryData::Absent, guard);
+                }
+            }
+            EntryData::Written(_) => {
+                self.write_versions(location, tx, incarnation, data, guard);
+                if lane.holds(tx, guard) {
+                    crate::stress::point();
+                    lane.store(tx, absent(), guard);
+                }
+            }
+            EntryData::Absent => {
+                if lane.holds(tx, guard) {
+                    lane.store(tx, absent(), guard);
+                }
+                if in_versions(tx) {
+                    self.write_versions(location, tx, incarnation, EntryData::Absent, guard);
+                }
+            }
+            EntryData::Estimate => {
+                let (in_lane, in_versions) = (lane.holds(tx, guard), in_versions(tx));
+                if in_lane || !in_versions {
+                    lane.store(
+                        tx,
+                        EntryState {
+                            incarnation,
+                            data: EntryData::Estimate,
+                        },
+                        guard,
+                    );
+                }
+                if in_versions {
+                    self.write_versions(location, tx, incarnation, EntryData::Estimate, guard);
+                }
+            }
+        }
+    }
+
+    /// Sets `tx`'s entry in `location`'s skip list, in place when it exists.
+    fn write_versions(
         &self,
         location: LocId,
         tx: TxIdx,
@@ -770,6 +996,106 @@ mod tests {
             (0..8u32).prop_map(|tx| Op::Estimate { tx }),
             (0..9u32, 0..4u32).prop_map(|(tx, location)| Op::Read { tx, location }),
         ]
+    }
+
+    /// What one transaction does at the account location in the fee-lane comparison.
+    #[derive(Debug, Clone)]
+    enum AccountOp {
+        /// Records an incarnation: a fee, a plain balance, or nothing at the location (plus,
+        /// always, a storage write elsewhere so that the record is not empty).
+        Record {
+            tx: TxIdx,
+            write: Option<(bool, u64)>,
+        },
+        Estimate {
+            tx: TxIdx,
+        },
+        Read {
+            tx: TxIdx,
+        },
+    }
+
+    fn account_op() -> impl Strategy<Value = AccountOp> {
+        prop_oneof![
+            (0..8u32, prop::option::of((any::<bool>(), 0..1_000u64)))
+                .prop_map(|(tx, write)| AccountOp::Record { tx, write }),
+            (0..8u32).prop_map(|tx| AccountOp::Estimate { tx }),
+            (0..9u32).prop_map(|tx| AccountOp::Read { tx }),
+        ]
+    }
+
+    fn balance(value: u64) -> WriteValue {
+        WriteValue::Account(AccountValue {
+            info: Some(AccountInfo {
+                balance: U256::from(value),
+                ..AccountInfo::default()
+            }),
+            wiped_at: None,
+        })
+    }
+
+    proptest! {
+        /// With the fee lane, the fee location reads, validates and resolves exactly as with
+        /// every entry in its skip list, through any mix of fees, plain values, dropped
+        /// writes and estimates.
+        #[test]
+        fn the_fee_lane_agrees_with_the_skip_list(ops in prop::collection::vec(account_op(), 1..60)) {
+            let fee_location = LocId(0);
+            let other = LocId(1);
+            let plain = MvMemory::new(8, 2, true);
+            let laned = MvMemory::new(8, 2, true).with_fee_lane(fee_location);
+            let base = AccountValue { info: None, wiped_at: None };
+            for memory in [&plain, &laned] {
+                memory.set_base(fee_location, BaseValue::Account(base.clone()));
+            }
+            let mut incarnations = [0u32; 8];
+            let mut estimated = [false; 8];
+            for op in ops {
+                match op {
+                    AccountOp::Record { tx, write } => {
+                        incarnations[tx as usize] += 1;
+                        estimated[tx as usize] = false;
+                        let mut writes = vec![(other, storage(u64::from(tx)))];
+                        if let Some((fee, amount)) = write {
+                            let value = if fee { WriteValue::Reward(U256::from(amount)) } else { balance(amount) };
+                            writes.push((fee_location, value));
+                        }
+                        let incarnation = incarnations[tx as usize];
+                        prop_assert_eq!(
+                            plain.record(tx, incarnation, writes.clone()),
+                            laned.record(tx, incarnation, writes)
+                        );
+                    }
+                    AccountOp::Estimate { tx } => {
+                        let incarnation = incarnations[tx as usize];
+                        plain.mark_estimates(tx, incarnation);
+                        laned.mark_estimates(tx, incarnation);
+                        estimated[tx as usize] = true;
+                    }
+                    AccountOp::Read { tx } => {
+                        let (expected, actual) = (plain.read(fee_location, tx), laned.read(fee_location, tx));
+                        prop_assert_eq!(format!("{expected:?}"), format!("{actual:?}"));
+                        let digest = plain
+                            .resolved_value(fee_location, plain.read(fee_location, tx))
+                            .map(|value| AccountDigest::of(&value));
+                        if let Some(digest) = digest {
+                            let read = Read { location: fee_location, origin: ReadOrigin::Resolved(&digest) };
+                            prop_assert_eq!(
+                                plain.validate(tx, std::slice::from_ref(&read)),
+                                laned.validate(tx, &[read])
+                            );
+                        }
+                    }
+                }
+                prop_assert_eq!(plain.is_written(fee_location), laned.is_written(fee_location));
+            }
+            if !estimated.iter().any(|e| *e) {
+                prop_assert_eq!(
+                    plain.final_account(fee_location, &base.info),
+                    laned.final_account(fee_location, &base.info)
+                );
+            }
+        }
     }
 
     proptest! {

@@ -200,7 +200,8 @@ where
     // Most transactions touch three or four locations.
     let expected_locations = txs * 4;
     let index = LocationIndex::new(block.env.beneficiary, txs, expected_locations);
-    let memory = MvMemory::new(txs, expected_locations, delete_touched_empty);
+    let memory = MvMemory::new(txs, expected_locations, delete_touched_empty)
+        .with_fee_lane(LocationIndex::BENEFICIARY);
     let executor = executor.filter(|executor| threads <= executor.pool.workers());
     let workers = Workers { executor, threads };
     // Per worker: an arena for the block's read sets (allocated by that worker only, freed in
