@@ -180,8 +180,8 @@ where
     // A block that the hints show to be mostly one chain would be re-executed transaction
     // after transaction on every core: contain it on the sequential path.
     let plan = BlockPlan::new(&block.txs, block.env.beneficiary);
+    let planned = started.elapsed();
     if options.sequential_below != Some(0) && plan.is_mostly_dependent() {
-        let planned = started.elapsed();
         let output = execute_sequential(storage, block)?;
         let stats = ExecutionStats {
             sequential: true,
@@ -189,7 +189,7 @@ where
             critical_path: plan.critical_path(),
             workers: 1,
             incarnations: txs as u64,
-            setup: planned,
+            planning: planned,
             execution: started.elapsed() - planned,
             ..ExecutionStats::default()
         };
@@ -232,7 +232,8 @@ where
     let mut stats = ExecutionStats {
         workers: threads,
         critical_path: plan.critical_path(),
-        setup: started.elapsed(),
+        planning: planned,
+        setup: started.elapsed() - planned,
         ..ExecutionStats::default()
     };
     let dispatched = Instant::now();

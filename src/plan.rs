@@ -105,69 +105,68 @@ impl PlanBuilder {
         let pays_out = env.caller == beneficiary && tx > 0;
         let mut latest: Option<TxIdx> = pays_out.then(|| tx - 1);
         let mut depth = if pays_out { self.deepest } else { 0 };
+        // Each map's `insert` returns the previous writer: one look-up per hint, which both
+        // names the dependency (of a read-write hint) and records this transaction.
         let mut depend = |on: Option<TxIdx>, depths: &[u32]| {
-            if let Some(on) = on {
+            if let Some(on) = on.filter(|on| *on != tx) {
                 latest = Some(latest.map_or(on, |l| l.max(on)));
                 depth = depth.max(depths[on as usize]);
             }
         };
         // The sender's balance and nonce: read and written.
         if env.caller != beneficiary {
-            depend(self.account_writer.get(&env.caller).copied(), &self.depth);
+            depend(self.account_writer.insert(env.caller, tx), &self.depth);
         }
-        for item in env.access_list.iter() {
-            for slot in &item.storage_keys {
-                let slot = (item.address, *slot);
-                depend(self.slot_writer.get(&slot).copied(), &self.depth);
-            }
-        }
-        let mut slot_writes: smallvec::SmallVec<[Slot; 3]> = smallvec::SmallVec::new();
-        let mut contract_written = None;
-        let mut credited = None;
         if let TxKind::Call(to) = env.kind {
             match erc20_slots(to, env) {
                 Some(slots) if !slots.is_empty() => {
                     depend(self.last_opaque_call.get(&to).copied(), &self.depth);
-                    for slot in slots {
-                        depend(self.slot_writer.get(&slot).copied(), &self.depth);
-                        slot_writes.push(slot);
+                    if self.slot_writer.capacity() == 0 {
+                        self.reserve_slots(tx);
                     }
-                    contract_written = Some(to);
+                    for slot in slots {
+                        depend(self.slot_writer.insert(slot, tx), &self.depth);
+                    }
+                    self.last_contract_writer.insert(to, tx);
                 }
                 Some(_) => {
                     // A plain transfer: a credit, which does not read the recipient's balance.
                 }
                 None => {
-                    depend(self.last_contract_writer.get(&to).copied(), &self.depth);
+                    depend(self.last_contract_writer.insert(to, tx), &self.depth);
                     self.last_opaque_call.insert(to, tx);
-                    contract_written = Some(to);
                 }
             }
             if !env.value.is_zero() && to != beneficiary {
-                credited = Some(to);
+                // A credit: later spenders of `to` wait for it; it waits for nobody.
+                self.account_writer.insert(to, tx);
             }
         }
-        if env.caller != beneficiary {
-            self.account_writer.insert(env.caller, tx);
-        }
-        if let Some(to) = credited {
-            self.account_writer.insert(to, tx);
-        }
+        // After the call's hints: a call to a contract named in the access list still finds
+        // the contract's previous writer.
         for item in env.access_list.iter() {
+            if self.slot_writer.capacity() == 0 {
+                self.reserve_slots(tx);
+            }
             for slot in &item.storage_keys {
-                self.slot_writer.insert((item.address, *slot), tx);
+                depend(
+                    self.slot_writer.insert((item.address, *slot), tx),
+                    &self.depth,
+                );
             }
             self.last_contract_writer.insert(item.address, tx);
-        }
-        for slot in slot_writes {
-            self.slot_writer.insert(slot, tx);
-        }
-        if let Some(contract) = contract_written {
-            self.last_contract_writer.insert(contract, tx);
         }
         self.predecessor.push(latest);
         self.depth.push(depth + 1);
         self.deepest = self.deepest.max(depth + 1);
+    }
+
+    /// Sizes the slot map once for the rest of the block (two slots per ERC-20 transfer), so
+    /// that blocks with slot hints do not rehash as they grow and blocks without allocate
+    /// nothing.
+    fn reserve_slots(&mut self, tx: TxIdx) {
+        let remaining = self.predecessor.capacity().saturating_sub(tx as usize);
+        self.slot_writer.reserve(remaining * 2);
     }
 
     fn finish(self) -> BlockPlan {
@@ -326,6 +325,31 @@ mod tests {
         assert_eq!(plan.predecessor(2), Some(1));
         assert_eq!(plan.predecessor(3), Some(2));
         assert_eq!(plan.critical_path(), 4);
+    }
+
+    #[test]
+    fn access_lists_name_slots_and_keep_the_called_contracts_order() {
+        use revm::context_interface::transaction::{AccessList, AccessListItem};
+        let with_list = |mut tx: TxEnv, address: u8, slot: u8| {
+            tx.access_list = AccessList(vec![AccessListItem {
+                address: Address::repeat_byte(address),
+                storage_keys: vec![B256::repeat_byte(slot)],
+            }]);
+            tx
+        };
+        let txs = vec![
+            call(1, 0xd0, vec![9; 8]),
+            // Calls the same contract and names it in its access list: still after tx 0.
+            with_list(call(2, 0xd0, vec![9; 8]), 0xd0, 7),
+            // Only shares the access-list slot with tx 1.
+            with_list(transfer(3, 4, 1), 0xd0, 7),
+            with_list(transfer(5, 6, 1), 0xd0, 8),
+        ];
+        let plan = BlockPlan::new(&txs, BENEFICIARY);
+        assert_eq!(plan.predecessor(1), Some(0));
+        assert_eq!(plan.predecessor(2), Some(1));
+        assert_eq!(plan.predecessor(3), None, "another slot");
+        assert_eq!(plan.critical_path(), 3);
     }
 
     #[test]

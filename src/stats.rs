@@ -37,6 +37,8 @@ pub struct ExecutionStats {
     pub validations: u64,
     /// Validations that failed and aborted their incarnation.
     pub aborts: u64,
+    /// Making the block's plan from hints (one pass over the transactions).
+    pub planning: Duration,
     /// Setting up the block: location index, multi-version memory, scheduler, arenas.
     pub setup: Duration,
     /// From handing the block to the workers until the last one finished.
@@ -55,7 +57,7 @@ pub struct ExecutionStats {
 impl ExecutionStats {
     /// The time of all phases together.
     pub fn total(&self) -> Duration {
-        self.setup + self.execution + self.results + self.assembly + self.teardown
+        self.planning + self.setup + self.execution + self.results + self.assembly + self.teardown
     }
 
     /// Incarnations per transaction in a block of `txs` transactions (1.0: no

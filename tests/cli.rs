@@ -50,6 +50,7 @@ fn bench_stats_reports_the_engines_counts_and_phases() {
     assert!(stats["incarnations"].as_u64().unwrap() >= 300, "{stats}");
     assert!(stats["validations"].as_u64().unwrap() >= 300, "{stats}");
     for phase in [
+        "planning_ms",
         "setup_ms",
         "execution_ms",
         "results_ms",

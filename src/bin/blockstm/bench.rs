@@ -166,6 +166,7 @@ struct StatsRow {
     planned_waits: u64,
     validations: u64,
     aborts: u64,
+    planning_ms: f64,
     setup_ms: f64,
     execution_ms: f64,
     results_ms: f64,
@@ -187,6 +188,7 @@ impl StatsRow {
             planned_waits: stats.planned_waits,
             validations: stats.validations,
             aborts: stats.aborts,
+            planning_ms: ms(stats.planning),
             setup_ms: ms(stats.setup),
             execution_ms: ms(stats.execution),
             results_ms: ms(stats.results),
@@ -473,7 +475,7 @@ fn print_row(row: &Row) {
     if let Some(stats) = &row.stats {
         println!(
             "         stats: {} incarnations, {} suspensions ({} planned), {} validations, \
-             {} aborts, critical path {}; set-up {:.2} ms, execution {:.2} ms, results {:.2} \
+             {} aborts, critical path {}; planning {:.2} ms, set-up {:.2} ms, execution {:.2} ms, results {:.2} \
              ms, assembly {:.2} ms, teardown {:.2} ms{}",
             stats.incarnations,
             stats.suspensions,
@@ -481,6 +483,7 @@ fn print_row(row: &Row) {
             stats.validations,
             stats.aborts,
             stats.critical_path,
+            stats.planning_ms,
             stats.setup_ms,
             stats.execution_ms,
             stats.results_ms,
