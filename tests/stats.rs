@@ -1,14 +1,32 @@
 //! `execute_with_stats`: the statistics describe what the engine did, and the output is the
 //! one `execute` gives.
 
-use blockstm_evm::workloads::{WorkloadKind, WorkloadSpec};
-use blockstm_evm::{Options, execute_sequential, execute_with_stats};
+use blockstm_evm::workloads::{Workload, WorkloadKind, WorkloadSpec};
+use blockstm_evm::{ExecutionStats, Options, execute_sequential, execute_with_stats};
 
 fn forced(threads: usize) -> Options {
     Options {
         sequential_below: Some(0),
         ..Options::with_concurrency(threads)
     }
+}
+
+/// Runs `workload` with `execute`'s defaults at 2 workers, checks the output against the
+/// sequential reference, and returns the statistics.
+fn run_with_defaults(workload: &Workload) -> ExecutionStats {
+    let expected = execute_sequential(&workload.storage, &workload.block).unwrap();
+    let (output, stats) = execute_with_stats(
+        &workload.storage,
+        &workload.block,
+        &Options::with_concurrency(2),
+    )
+    .unwrap();
+    assert!(
+        output == expected,
+        "{} differs from sequential",
+        workload.spec.kind
+    );
+    stats
 }
 
 /// Every transaction has one finished execution per incarnation number; a new number comes
@@ -87,19 +105,13 @@ fn a_block_that_is_one_chain_is_contained_on_the_sequential_path() {
     let workload = WorkloadSpec::new(WorkloadKind::Chain, 400)
         .generate()
         .unwrap();
-    let expected = execute_sequential(&workload.storage, &workload.block).unwrap();
-    let (output, stats) = execute_with_stats(
-        &workload.storage,
-        &workload.block,
-        &Options::with_concurrency(2),
-    )
-    .unwrap();
-    assert!(output == expected);
+    let stats = run_with_defaults(&workload);
     assert!(stats.contained && stats.sequential, "{stats:?}");
     assert_eq!(stats.critical_path, 400, "{stats:?}");
     assert_eq!(stats.workers, 1);
 
     // Forcing the engine also runs such a block in parallel.
+    let expected = execute_sequential(&workload.storage, &workload.block).unwrap();
     let (output, stats) =
         execute_with_stats(&workload.storage, &workload.block, &forced(2)).unwrap();
     assert!(output == expected);
@@ -111,12 +123,7 @@ fn a_block_that_is_one_chain_is_contained_on_the_sequential_path() {
 fn independent_blocks_are_not_contained_and_wait_for_no_one() {
     for kind in [WorkloadKind::Raw, WorkloadKind::Erc20] {
         let workload = WorkloadSpec::new(kind, 400).generate().unwrap();
-        let (_, stats) = execute_with_stats(
-            &workload.storage,
-            &workload.block,
-            &Options::with_concurrency(2),
-        )
-        .unwrap();
+        let stats = run_with_defaults(&workload);
         assert!(!stats.contained && !stats.sequential, "{kind}: {stats:?}");
         assert_eq!(stats.critical_path, 1, "{kind}: {stats:?}");
         assert_eq!(stats.planned_waits, 0, "{kind}: {stats:?}");
@@ -131,14 +138,7 @@ fn hot_swaps_wait_for_their_hinted_predecessor_instead_of_aborting() {
         .with_hot(0.3)
         .generate()
         .unwrap();
-    let expected = execute_sequential(&workload.storage, &workload.block).unwrap();
-    let (output, stats) = execute_with_stats(
-        &workload.storage,
-        &workload.block,
-        &Options::with_concurrency(2),
-    )
-    .unwrap();
-    assert!(output == expected);
+    let stats = run_with_defaults(&workload);
     assert!(!stats.contained, "{stats:?}");
     assert!(stats.critical_path > 100, "{stats:?}");
     assert!(stats.planned_waits > 0, "{stats:?}");
