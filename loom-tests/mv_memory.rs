@@ -165,9 +165,21 @@ fn reader(memory: &MvMemory) -> (Observations, Observations) {
     (tx1, tx0)
 }
 
+/// Where the writers' entries live: each location's first writer keeps its entry in the cell
+/// (every entry of this model, one writer per location), or every entry goes to the skip list.
+#[derive(Clone, Copy)]
+enum Entries {
+    Solo,
+    SkipList,
+}
+
 /// One execution: the two writers and the reader, then the final state.
-fn run_once(mutation: CellMutation) {
-    let memory = Arc::new(MvMemory::with_mutation(3, 3, true, mutation));
+fn run_once(mutation: CellMutation, entries: Entries) {
+    let memory = MvMemory::with_mutation(3, 3, true, mutation);
+    let memory = Arc::new(match entries {
+        Entries::Solo => memory,
+        Entries::SkipList => memory.without_solo_entries(),
+    });
     let spawn = |body: Box<dyn FnOnce() + Send>| {
         loom::thread::Builder::new()
             .stack_size(STACK_WORDS)
@@ -226,7 +238,16 @@ fn run_once(mutation: CellMutation) {
 #[test]
 fn loom_mv_memory_cell_write_read_estimate() {
     explore("mv_memory_cell_write_read_estimate", 0, || {
-        run_once(CellMutation::None)
+        run_once(CellMutation::None, Entries::Solo)
+    });
+}
+
+/// The same protocol with every entry in the skip list (the entries of a location's second
+/// and later writers).
+#[test]
+fn loom_mv_memory_cell_write_read_estimate_skip_list() {
+    explore("mv_memory_cell_write_read_estimate_skip_list", 0, || {
+        run_once(CellMutation::None, Entries::SkipList)
     });
 }
 
@@ -236,16 +257,36 @@ fn loom_mv_memory_cell_write_read_estimate() {
 #[should_panic(expected = "not linearizable")]
 fn loom_mv_memory_mutation_publish_before_count_is_caught() {
     explore("mv_memory_mutation_publish_before_count", 0, || {
-        run_once(CellMutation::PublishBeforeCount)
+        run_once(CellMutation::PublishBeforeCount, Entries::Solo)
     });
 }
 
-/// The checker catches a cell that replaces an entry by removing and re-inserting its node: a
+/// The same mutation, caught in the skip list.
+#[test]
+#[should_panic(expected = "not linearizable")]
+fn loom_mv_memory_mutation_publish_before_count_is_caught_in_the_skip_list() {
+    explore(
+        "mv_memory_mutation_publish_before_count_skip_list",
+        0,
+        || run_once(CellMutation::PublishBeforeCount, Entries::SkipList),
+    );
+}
+
+/// The checker catches a cell that replaces an entry by removing and re-inserting it: a
 /// reader that saw tx 1's value at A later falls through to the base value.
 #[test]
 #[should_panic(expected = "not linearizable")]
 fn loom_mv_memory_mutation_remove_then_insert_is_caught() {
     explore("mv_memory_mutation_remove_then_insert", 0, || {
-        run_once(CellMutation::RemoveThenInsert)
+        run_once(CellMutation::RemoveThenInsert, Entries::Solo)
+    });
+}
+
+/// The same mutation, caught in the skip list.
+#[test]
+#[should_panic(expected = "not linearizable")]
+fn loom_mv_memory_mutation_remove_then_insert_is_caught_in_the_skip_list() {
+    explore("mv_memory_mutation_remove_then_insert_skip_list", 0, || {
+        run_once(CellMutation::RemoveThenInsert, Entries::SkipList)
     });
 }

@@ -2,12 +2,13 @@
 //! incarnation, so that transaction `j` reads what the highest writer below `j` wrote.
 //!
 //! One cache-line-padded [`Cell`] per [`LocId`], in an append-only array (ids never move).
-//! A cell holds its versions in a lock-free ordered map keyed by transaction index (crossbeam's
-//! skip list) and caches the location's pre-block value on first read. A transaction's node is
-//! never replaced or removed once inserted: its content is one atomic pointer, swapped whole
-//! (old contents are reclaimed through crossbeam-epoch), and a location the transaction no
-//! longer writes becomes a tombstone. Replacing nodes would open a window in which a reader
-//! sees neither the old nor the new entry and silently reads a lower version.
+//! A cell holds its versions by transaction index (the first writer's entry in the cell
+//! itself, the others in a lock-free skip list: see `versions`) and caches the location's
+//! pre-block value on first read. A transaction's entry is never replaced or removed once
+//! inserted: its content is one atomic pointer, swapped whole (old contents are reclaimed
+//! through crossbeam-epoch), and a location the transaction no longer writes becomes a
+//! tombstone. Replacing entries would open a window in which a reader sees neither the old nor
+//! the new entry and silently reads a lower version.
 //!
 //! Invariants:
 //! - A transaction's entries are written only by the worker executing it (`record`) or by the
@@ -21,7 +22,6 @@
 use std::sync::OnceLock;
 
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
-use crossbeam_skiplist::SkipMap;
 use crossbeam_utils::CachePadded;
 use revm::primitives::{B256, KECCAK_EMPTY, U256};
 use revm::state::AccountInfo;
@@ -31,9 +31,11 @@ use crate::location::LocId;
 use crate::segmented_vec::SegmentedVec;
 
 mod fee_lane;
+mod versions;
 
 use crate::sync::{AtomicU32, Mutex, Ordering, lock};
 use fee_lane::FeeLane;
+use versions::Versions;
 
 /// Index of a transaction in the block.
 pub(crate) type TxIdx = u32;
@@ -105,9 +107,9 @@ impl Entry {
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        // SAFETY: the skip list drops an entry only when the whole map is dropped (we never
-        // remove entries), when no reader can hold a reference into it any more; `unprotected`
-        // is sound without concurrent access.
+        // SAFETY: an entry is dropped only with its cell's versions (we never remove entries),
+        // when no reader can hold a reference into it any more; `unprotected` is sound without
+        // concurrent access.
         unsafe {
             let guard = epoch::unprotected();
             drop(
@@ -120,11 +122,11 @@ impl Drop for Entry {
 }
 
 /// One location's versions and base value. Both are allocated on first use, so that a cell
-/// is a few words (one cache line with its padding) and most cells, read but never written,
-/// never allocate a version map.
+/// is a few words (one cache line with its padding), most cells, read but never written,
+/// allocate no version, and most written ones hold a single (solo) entry and no ordered map.
 #[derive(Default)]
 struct Cell {
-    versions: OnceLock<Box<SkipMap<TxIdx, Entry>>>,
+    versions: Versions,
     base: OnceLock<Box<BaseValue>>,
     /// Entries that are not lazy credits (plain values and estimates), counted
     /// conservatively: raised before such an entry appears, lowered after it is gone. Zero
@@ -280,6 +282,9 @@ pub(crate) struct MvMemory {
     /// The location whose lazy credits (the beneficiary's fees) live in a dense per-
     /// transaction lane instead of its cell's skip list (see `fee_lane`).
     fee_lane: Option<(LocId, FeeLane)>,
+    /// Whether a location's first writer keeps its entry in the cell (see `versions`); off
+    /// only in tests, to exercise the skip list alone.
+    solo_entries: bool,
     #[cfg(loom)]
     mutation: CellMutation,
 }
@@ -294,6 +299,7 @@ impl MvMemory {
                 .collect(),
             delete_touched_empty,
             fee_lane: None,
+            solo_entries: true,
             #[cfg(loom)]
             mutation: CellMutation::None,
         }
@@ -307,6 +313,14 @@ impl MvMemory {
     pub(crate) fn with_fee_lane(mut self, location: LocId) -> Self {
         let txs = self.last_writes.len();
         self.fee_lane = Some((location, FeeLane::new(txs)));
+        self
+    }
+
+    /// This memory with every entry in its location's skip list (no solo entries), for tests
+    /// that compare the two representations.
+    #[cfg(test)]
+    pub(crate) fn without_solo_entries(mut self) -> Self {
+        self.solo_entries = false;
         self
     }
 
@@ -347,15 +361,13 @@ impl MvMemory {
         let cell = self.cell(location);
         #[cfg(loom)]
         cell.model_map_read();
-        let Some(versions) = cell.versions.get() else {
+        if !cell.versions.is_written() {
             return ReadResult::Base;
-        };
+        }
         // Writers may insert, swap or mark entries while this reader walks them.
         crate::stress::point();
         let mut fees: SmallVec<[Credit; 4]> = SmallVec::new();
-        for entry in versions.range(..tx).rev() {
-            let writer = *entry.key();
-            let entry = entry.value().load(&guard);
+        for (writer, entry) in cell.versions.below(tx, &guard) {
             match &entry.data {
                 EntryData::Absent => continue,
                 EntryData::Estimate => return ReadResult::Blocked(writer),
@@ -397,16 +409,10 @@ impl MvMemory {
     fn read_with_lane(&self, location: LocId, lane: &FeeLane, tx: TxIdx) -> ReadResult {
         let guard = epoch::pin();
         let cell = self.cell(location);
-        let mut plain = None;
-        if let Some(versions) = cell.versions.get() {
-            for entry in versions.range(..tx).rev() {
-                let state = entry.value().load(&guard);
-                if !matches!(state.data, EntryData::Absent) {
-                    plain = Some((*entry.key(), state));
-                    break;
-                }
-            }
-        }
+        let plain = cell
+            .versions
+            .below(tx, &guard)
+            .find(|(_, state)| !matches!(state.data, EntryData::Absent));
         // Fees and estimates may be published while this reader scans them.
         crate::stress::point();
         let floor = plain.map_or(0, |(writer, _)| writer + 1);
@@ -464,16 +470,14 @@ impl MvMemory {
     ) -> Option<AccountValue> {
         let guard = epoch::pin();
         let mut last_plain = None;
-        if let Some(versions) = self.cell(location).versions.get() {
-            for entry in versions.iter() {
-                match &entry.value().load(&guard).data {
-                    EntryData::Absent => {}
-                    EntryData::Written(WriteValue::Account(value)) => {
-                        last_plain = Some((*entry.key(), value));
-                    }
-                    EntryData::Written(_) | EntryData::Estimate => {
-                        unreachable!("after execution, the fee location holds account values")
-                    }
+        for (writer, state) in self.cell(location).versions.ascending(&guard) {
+            match &state.data {
+                EntryData::Absent => {}
+                EntryData::Written(WriteValue::Account(value)) => {
+                    last_plain = Some((writer, value));
+                }
+                EntryData::Written(_) | EntryData::Estimate => {
+                    unreachable!("after execution, the fee location holds account values")
                 }
             }
         }
@@ -546,17 +550,16 @@ impl MvMemory {
         if let Some(lane) = self.lane_at(location) {
             return self.final_account_with_lane(location, lane, base);
         }
-        let versions = self.cell(location).versions.get()?;
         let guard = epoch::pin();
-        // Forward: each step is O(1), where stepping back in a skip list is a search. The
-        // beneficiary's cell holds one fee per transaction.
+        // Forward: each step is O(1), where stepping back in a skip list is a search. A
+        // credited account's cell holds one credit per crediting transaction.
         let mut fees: SmallVec<[Credit; 4]> = SmallVec::new();
         let mut start = None;
         let mut written = false;
-        for entry in versions.iter() {
-            match &entry.value().load(&guard).data {
+        for (writer, state) in self.cell(location).versions.ascending(&guard) {
+            match &state.data {
                 EntryData::Absent => continue,
-                EntryData::Written(WriteValue::Reward(fee)) => fees.push((*entry.key(), *fee)),
+                EntryData::Written(WriteValue::Reward(fee)) => fees.push((writer, *fee)),
                 EntryData::Written(WriteValue::Account(value)) => {
                     start = Some(value);
                     fees.clear();
@@ -579,28 +582,25 @@ impl MvMemory {
 
     /// Whether any transaction ever wrote `location` in this block.
     pub(crate) fn is_written(&self, location: LocId) -> bool {
-        self.cell(location).versions.get().is_some()
+        self.cell(location).versions.is_written()
             || self.lane_at(location).is_some_and(FeeLane::is_written)
     }
 
     /// The last writer and value at a storage location; `None` when no transaction's final
     /// incarnation writes it.
     pub(crate) fn final_storage(&self, location: LocId) -> Option<(TxIdx, U256)> {
-        let versions = self.cell(location).versions.get()?;
         let guard = epoch::pin();
         // The last entry is the answer unless a transaction stopped writing here (rare).
-        let mut entry = versions.back()?;
-        loop {
-            match &entry.value().load(&guard).data {
-                EntryData::Written(WriteValue::Storage(value)) => {
-                    return Some((*entry.key(), *value));
-                }
-                EntryData::Absent => entry = entry.prev()?,
+        for (writer, state) in self.cell(location).versions.below(TxIdx::MAX, &guard) {
+            match &state.data {
+                EntryData::Written(WriteValue::Storage(value)) => return Some((writer, *value)),
+                EntryData::Absent => {}
                 EntryData::Written(_) | EntryData::Estimate => {
                     unreachable!("after execution, storage cells hold storage values")
                 }
             }
         }
+        None
     }
 
     /// Publishes the writes of incarnation `incarnation` of `tx` and drops the entries of
@@ -664,9 +664,8 @@ impl MvMemory {
         let in_versions = |tx| {
             self.cell(location)
                 .versions
-                .get()
-                .and_then(|versions| versions.get(&tx))
-                .is_some_and(|entry| !matches!(entry.value().load(guard).data, EntryData::Absent))
+                .find(tx, guard)
+                .is_some_and(|found| !matches!(found.entry().load(guard).data, EntryData::Absent))
         };
         let absent = || EntryState {
             incarnation,
@@ -714,7 +713,7 @@ impl MvMemory {
         }
     }
 
-    /// Sets `tx`'s entry in `location`'s skip list, in place when it exists.
+    /// Sets `tx`'s entry among `location`'s versions, in place when it exists.
     fn write_versions(
         &self,
         location: LocId,
@@ -724,19 +723,19 @@ impl MvMemory {
         guard: &Guard,
     ) {
         let cell = self.cell(location);
-        let versions = cell.versions.get_or_init(Default::default);
+        let versions = &cell.versions;
         let new_plain = data.is_plain();
         let state = EntryState { incarnation, data };
         // SeqCst on the counter: a reader that sees zero must not miss a plain entry that is
         // already visible, so raising happens before publishing and lowering after removal.
         // Only `tx`'s executor or its aborting validator writes `tx`'s entry, never both at
         // once, so the entry's existence and old state cannot change under us.
-        match versions.get(&tx) {
+        match versions.find(tx, guard) {
             None => {
                 #[cfg(loom)]
                 if self.mutation == CellMutation::PublishBeforeCount {
                     cell.model_map_write();
-                    versions.insert(tx, Entry(Atomic::new(state)));
+                    versions.insert(tx, state, self.solo_entries, guard);
                     if new_plain {
                         cell.plain_entries.fetch_add(1, Ordering::SeqCst);
                     }
@@ -749,16 +748,16 @@ impl MvMemory {
                 crate::stress::point();
                 #[cfg(loom)]
                 cell.model_map_write();
-                versions.insert(tx, Entry(Atomic::new(state)));
+                versions.insert(tx, state, self.solo_entries, guard);
             }
-            Some(entry) => {
-                let old_plain = entry.value().load(guard).data.is_plain();
+            Some(found) => {
+                let old_plain = found.entry().load(guard).data.is_plain();
                 #[cfg(loom)]
                 if self.mutation == CellMutation::RemoveThenInsert {
-                    // Broken on purpose, memory-safe all the same: the skip list destroys a
-                    // removed node (dropping its `Entry`) only once no reader can hold it.
+                    // Broken on purpose, memory-safe all the same: a removed entry is
+                    // destroyed only once no reader can hold it.
                     cell.model_map_write();
-                    entry.remove();
+                    versions.remove(found, guard);
                     if old_plain {
                         cell.plain_entries.fetch_sub(1, Ordering::SeqCst);
                     }
@@ -766,7 +765,7 @@ impl MvMemory {
                         cell.plain_entries.fetch_add(1, Ordering::SeqCst);
                     }
                     cell.model_map_write();
-                    versions.insert(tx, Entry(Atomic::new(state)));
+                    versions.insert(tx, state, self.solo_entries, guard);
                     return;
                 }
                 if new_plain && !old_plain {
@@ -776,12 +775,12 @@ impl MvMemory {
                 cell.model_map_write();
                 // AcqRel: Release publishes the new state to readers; Acquire orders the swap
                 // after the previous writer's, whose state we free.
-                let old = entry.value().0.swap(
+                let old = found.entry().0.swap(
                     Owned::new(state),
                     std::sync::atomic::Ordering::AcqRel,
                     guard,
                 );
-                // SAFETY: `old` is no longer reachable from the map; readers that loaded it
+                // SAFETY: `old` is no longer reachable from the cell; readers that loaded it
                 // hold guards pinned before this point, and `defer_destroy` waits for them.
                 unsafe { guard.defer_destroy(old) };
                 crate::stress::point();
@@ -1035,17 +1034,18 @@ mod tests {
     }
 
     proptest! {
-        /// With the fee lane, the fee location reads, validates and resolves exactly as with
-        /// every entry in its skip list, through any mix of fees, plain values, dropped
-        /// writes and estimates.
+        /// With the fee lane, and with the first writer's solo entry, the fee location
+        /// reads, validates and resolves exactly as with every entry in its skip list,
+        /// through any mix of fees, plain values, dropped writes and estimates.
         #[test]
-        fn the_fee_lane_agrees_with_the_skip_list(ops in prop::collection::vec(account_op(), 1..60)) {
+        fn the_fee_lane_and_solo_entries_agree_with_the_skip_list(ops in prop::collection::vec(account_op(), 1..60)) {
             let fee_location = LocId(0);
             let other = LocId(1);
-            let plain = MvMemory::new(8, 2, true);
+            let plain = MvMemory::new(8, 2, true).without_solo_entries();
+            let solo = MvMemory::new(8, 2, true);
             let laned = MvMemory::new(8, 2, true).with_fee_lane(fee_location);
             let base = AccountValue { info: None, wiped_at: None };
-            for memory in [&plain, &laned] {
+            for memory in [&plain, &solo, &laned] {
                 memory.set_base(fee_location, BaseValue::Account(base.clone()));
             }
             let mut incarnations = [0u32; 8];
@@ -1061,39 +1061,47 @@ mod tests {
                             writes.push((fee_location, value));
                         }
                         let incarnation = incarnations[tx as usize];
-                        prop_assert_eq!(
-                            plain.record(tx, incarnation, writes.clone()),
-                            laned.record(tx, incarnation, writes)
-                        );
+                        let wrote_new = plain.record(tx, incarnation, writes.clone());
+                        prop_assert_eq!(wrote_new, solo.record(tx, incarnation, writes.clone()));
+                        prop_assert_eq!(wrote_new, laned.record(tx, incarnation, writes));
                     }
                     AccountOp::Estimate { tx } => {
                         let incarnation = incarnations[tx as usize];
-                        plain.mark_estimates(tx, incarnation);
-                        laned.mark_estimates(tx, incarnation);
+                        for memory in [&plain, &solo, &laned] {
+                            memory.mark_estimates(tx, incarnation);
+                        }
                         estimated[tx as usize] = true;
                     }
                     AccountOp::Read { tx } => {
-                        let (expected, actual) = (plain.read(fee_location, tx), laned.read(fee_location, tx));
-                        prop_assert_eq!(format!("{expected:?}"), format!("{actual:?}"));
+                        let expected = format!("{:?}", plain.read(fee_location, tx));
+                        for memory in [&solo, &laned] {
+                            prop_assert_eq!(&expected, &format!("{:?}", memory.read(fee_location, tx)));
+                        }
                         let digest = plain
                             .resolved_value(fee_location, plain.read(fee_location, tx))
                             .map(|value| AccountDigest::of(&value));
                         if let Some(digest) = digest {
                             let read = Read { location: fee_location, origin: ReadOrigin::Resolved(&digest) };
-                            prop_assert_eq!(
-                                plain.validate(tx, std::slice::from_ref(&read)),
-                                laned.validate(tx, &[read])
-                            );
+                            let valid = plain.validate(tx, std::slice::from_ref(&read));
+                            prop_assert_eq!(valid, solo.validate(tx, std::slice::from_ref(&read)));
+                            prop_assert_eq!(valid, laned.validate(tx, &[read]));
                         }
+                        // A lazily credited recipient's read (the lane forbids it).
+                        let read = Read { location: fee_location, origin: ReadOrigin::NoCode };
+                        prop_assert_eq!(
+                            plain.validate(tx, std::slice::from_ref(&read)),
+                            solo.validate(tx, &[read])
+                        );
+                        prop_assert_eq!(plain.only_credits(fee_location), solo.only_credits(fee_location));
                     }
                 }
+                prop_assert_eq!(plain.is_written(fee_location), solo.is_written(fee_location));
                 prop_assert_eq!(plain.is_written(fee_location), laned.is_written(fee_location));
             }
             if !estimated.iter().any(|e| *e) {
-                prop_assert_eq!(
-                    plain.final_account(fee_location, &base.info),
-                    laned.final_account(fee_location, &base.info)
-                );
+                let expected = plain.final_account(fee_location, &base.info);
+                prop_assert_eq!(&expected, &solo.final_account(fee_location, &base.info));
+                prop_assert_eq!(&expected, &laned.final_account(fee_location, &base.info));
             }
         }
     }
@@ -1101,8 +1109,9 @@ mod tests {
     proptest! {
         /// MvMemory agrees with a plain model: per location a `BTreeMap` of tx -> value.
         #[test]
-        fn matches_a_btreemap_model(ops in prop::collection::vec(op(), 1..60)) {
+        fn matches_a_btreemap_model(ops in prop::collection::vec(op(), 1..60), solo_entries in any::<bool>()) {
             let memory = MvMemory::new(8, 4, true);
+            let memory = if solo_entries { memory } else { memory.without_solo_entries() };
             // location -> tx -> (incarnation, Some(value) | None for estimate)
             let mut model: BTreeMap<u32, BTreeMap<TxIdx, (Incarnation, Option<u64>)>> = BTreeMap::new();
             let mut incarnations = [0u32; 8];
@@ -1142,6 +1151,17 @@ mod tests {
                         }
                     }
                 }
+            }
+            // The final value at each location without estimates: its last writer's.
+            for location in 0..4u32 {
+                let entries = model.get(&location);
+                if entries.is_some_and(|m| m.values().any(|(_, value)| value.is_none())) {
+                    continue;
+                }
+                let expected = entries
+                    .and_then(|m| m.iter().next_back())
+                    .map(|(writer, (_, value))| (*writer, U256::from(value.expect("no estimates"))));
+                prop_assert_eq!(memory.final_storage(LocId(location)), expected);
             }
         }
     }
