@@ -79,7 +79,9 @@ pub(crate) fn state_changes<S: DatabaseRef + Sync>(
     index: &LocationIndex,
     workers: &Workers<'_>,
 ) -> Result<StateChanges, BlockError> {
+    let t0 = std::time::Instant::now();
     let accounts = written_accounts(memory, index);
+    let t1 = std::time::Instant::now();
     let parts = split_by_work(&accounts, workers.threads());
     let assembled: Vec<Mutex<Option<AssembledPart<S::Error>>>> =
         (0..parts.len()).map(|_| Mutex::new(None)).collect();
@@ -92,6 +94,7 @@ pub(crate) fn state_changes<S: DatabaseRef + Sync>(
                 .unwrap_or_else(PoisonError::into_inner) = Some(result);
         })
         .map_err(|message| BlockError::WorkerPanicked { message })?;
+    let t2 = std::time::Instant::now();
     let mut changes = StateChanges {
         accounts: AddressMap::with_capacity_and_hasher(accounts.len(), Default::default()),
         contracts: B256Map::default(),
@@ -108,6 +111,17 @@ pub(crate) fn state_changes<S: DatabaseRef + Sync>(
             }
             changes.accounts.insert(address, change);
         }
+    }
+    let t3 = std::time::Instant::now();
+    if std::env::var_os("ASM_TIMES").is_some() {
+        eprintln!(
+            "asm scan {:?} par {:?} merge {:?} n {} ids {}",
+            t1 - t0,
+            t2 - t1,
+            t3 - t2,
+            accounts.len(),
+            index.len()
+        );
     }
     Ok(changes)
 }

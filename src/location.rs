@@ -2,19 +2,22 @@
 //!
 //! A [`Location`] is what a transaction reads or writes: an account's basic info (balance,
 //! nonce, code hash) or one storage slot. Each gets a dense [`LocId`] so that MvMemory keeps
-//! its cells in an array and read sets hold plain integers. Locations the block predicts
-//! (senders, recipients, access lists) are indexed by the workers as they start, each for its
-//! share of the transactions, ahead of execution; the beneficiary is id 0; locations met during
-//! execution are added on the fly. An id, once given, never changes for the rest of the block.
-//! Each transaction keeps the ids of its sender and recipient ([`TxAccounts`]), so that its
-//! incarnations resolve the accounts they read most without a look-up in the shared map.
+//! its cells in an array and read sets hold plain integers. The accounts the block names
+//! before it runs (the beneficiary, id 0, then senders, recipients and access-list addresses:
+//! [`PredictedAccounts`]) get their ids in the block's plan, in the same pass and the same
+//! map look-ups that find the plan's dependencies, and are looked up during execution in that
+//! map, read-only (no lock, no shared write); locations met during execution are added on the
+//! fly to a concurrent map. An id, once given, never changes for the rest of the block. Each
+//! transaction keeps the ids of its sender and recipient ([`TxAccounts`]), so that its
+//! incarnations resolve the accounts they read most without a look-up at all.
 
 use std::sync::OnceLock;
 
 use dashmap::DashMap;
-use revm::context::TxEnv;
-use revm::primitives::{Address, TxKind, U256};
+use revm::primitives::map::AddressMap;
+use revm::primitives::{Address, U256};
 
+use crate::mv_memory::TxIdx;
 use crate::segmented_vec::SegmentedVec;
 use crate::sync::{AtomicUsize, Ordering};
 
@@ -45,8 +48,8 @@ const MAX_SHARDS: usize = 256;
 /// building and dropping the map costs little.
 const LOCATIONS_PER_SHARD: usize = 64;
 
-/// The ids of the accounts one transaction surely touches, found once per transaction so
-/// that its incarnations resolve them without a look-up in the shared map.
+/// The ids of the accounts one transaction surely touches, found once per transaction (in
+/// the plan) so that its incarnations resolve them without a look-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TxAccounts {
     /// The sender.
@@ -55,25 +58,87 @@ pub(crate) struct TxAccounts {
     pub(crate) to: Option<(Address, LocId)>,
 }
 
+/// A predicted account: its id, and the latest transaction that the plan expects to change
+/// its balance or nonce (the plan's bookkeeping, kept beside the id so that one look-up
+/// serves both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PredictedAccount {
+    pub(crate) id: LocId,
+    pub(crate) writer: Option<TxIdx>,
+}
+
+/// The accounts a block names before it runs, with dense ids in order of first mention (the
+/// beneficiary first: [`LocationIndex::BENEFICIARY`]), and each transaction's
+/// [`TxAccounts`]. Built by the plan in one pass over the block; read-only afterwards.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PredictedAccounts {
+    accounts: AddressMap<PredictedAccount>,
+    /// Each predicted id's address, by id.
+    addresses: Vec<Address>,
+    tx_accounts: Vec<TxAccounts>,
+}
+
+impl PredictedAccounts {
+    /// The beneficiary alone, with room for the accounts of `txs` transactions.
+    pub(crate) fn new(beneficiary: Address, txs: usize) -> Self {
+        let mut predicted = Self {
+            accounts: AddressMap::with_capacity_and_hasher(txs * 2 + 1, Default::default()),
+            addresses: Vec::with_capacity(txs * 2 + 1),
+            tx_accounts: Vec::with_capacity(txs),
+        };
+        let id = predicted.account(beneficiary).id;
+        debug_assert_eq!(id, LocationIndex::BENEFICIARY);
+        predicted
+    }
+
+    /// `address`'s entry, giving it the next id on first mention.
+    pub(crate) fn account(&mut self, address: Address) -> &mut PredictedAccount {
+        let next = self.addresses.len();
+        self.accounts.entry(address).or_insert_with(|| {
+            self.addresses.push(address);
+            PredictedAccount {
+                id: LocId(u32::try_from(next).expect("fewer than 2^32 locations in a block")),
+                writer: None,
+            }
+        })
+    }
+
+    /// Records the accounts of the next transaction of the block.
+    pub(crate) fn push_tx(&mut self, accounts: TxAccounts) {
+        self.tx_accounts.push(accounts);
+    }
+
+    fn id(&self, address: &Address) -> Option<LocId> {
+        self.accounts.get(address).map(|account| account.id)
+    }
+
+    fn len(&self) -> usize {
+        self.addresses.len()
+    }
+}
+
 /// The block's location index: location to id, concurrently extensible.
 pub(crate) struct LocationIndex {
+    /// Ids `0..predicted.len()`: read-only.
+    predicted: PredictedAccounts,
+    /// Locations met during execution, with ids from `predicted.len()` on.
     ids: DashMap<Location, LocId, FastBuildHasher>,
     next: AtomicUsize,
-    /// Each id's location, set by the thread that gave the id before the id is published in
-    /// the map: output assembly walks ids in order instead of the map.
+    /// Each id's location from `predicted.len()` on, set by the thread that gave the id before
+    /// the id is published in the map: output assembly walks ids in order instead of the map.
     locations: SegmentedVec<OnceLock<Location>>,
-    /// Per transaction, its [`TxAccounts`], set by the first worker to ask.
-    tx_accounts: Vec<OnceLock<TxAccounts>>,
 }
 
 impl LocationIndex {
-    /// The beneficiary's id: it is indexed first.
+    /// The beneficiary's id: it is predicted first.
     pub(crate) const BENEFICIARY: LocId = LocId(0);
 
-    /// An empty index for a block of `txs` transactions, with room for about `capacity`
-    /// locations, holding `beneficiary` ([`Self::BENEFICIARY`]).
-    pub(crate) fn new(beneficiary: Address, txs: usize, capacity: usize) -> Self {
-        let index = Self {
+    /// An index holding the `predicted` accounts, with room for about `capacity` more
+    /// locations.
+    pub(crate) fn new(predicted: PredictedAccounts, capacity: usize) -> Self {
+        let first_unpredicted = predicted.len();
+        Self {
+            predicted,
             // Many shards for large blocks: two workers rarely share a shard's lock word (a
             // read lock still writes it), which would bounce its cache line between cores.
             ids: DashMap::with_capacity_and_hasher_and_shard_amount(
@@ -83,51 +148,31 @@ impl LocationIndex {
                     .next_power_of_two()
                     .clamp(8, MAX_SHARDS),
             ),
-            next: AtomicUsize::new(0),
+            next: AtomicUsize::new(first_unpredicted),
             // Buckets are allocated by the workers that first give an id in them.
             locations: SegmentedVec::with_capacity(0),
-            tx_accounts: (0..txs).map(|_| OnceLock::new()).collect(),
-        };
-        let id = index.id(Location::Account(beneficiary));
-        debug_assert_eq!(id, Self::BENEFICIARY);
-        index
+        }
     }
 
-    /// An index holding the locations `block_txs` predict, with `beneficiary` first.
+    /// An index holding the accounts `block_txs` name, with `beneficiary` first (the plan's).
     #[cfg(test)]
-    pub(crate) fn predicted(beneficiary: Address, block_txs: &[TxEnv]) -> Self {
-        let index = Self::new(beneficiary, block_txs.len(), block_txs.len() * 4);
-        for (position, tx) in block_txs.iter().enumerate() {
-            index.tx_accounts(position, tx);
-        }
-        index
+    pub(crate) fn predicted(beneficiary: Address, block_txs: &[revm::context::TxEnv]) -> Self {
+        let mut plan = crate::plan::BlockPlan::new(block_txs, beneficiary);
+        Self::new(plan.take_predicted(), block_txs.len() * 4)
     }
 
-    /// The ids of the sender and recipient of `tx`, the transaction at `position` in the
-    /// block. The first call for a transaction also indexes everything it will surely touch
-    /// (sender, recipient, EIP-2930 access list): workers call it for their share of the block
-    /// as they start, and whoever executes a transaction first otherwise.
-    pub(crate) fn tx_accounts(&self, position: usize, tx: &TxEnv) -> TxAccounts {
-        *self.tx_accounts[position].get_or_init(|| self.index_tx(tx))
-    }
-
-    fn index_tx(&self, tx: &TxEnv) -> TxAccounts {
-        let caller = (tx.caller, self.id(Location::Account(tx.caller)));
-        let to = match tx.kind {
-            TxKind::Call(to) => Some((to, self.id(Location::Account(to)))),
-            TxKind::Create => None,
-        };
-        for item in tx.access_list.iter() {
-            self.id(Location::Account(item.address));
-            for key in &item.storage_keys {
-                self.id(Location::Storage(item.address, (*key).into()));
-            }
-        }
-        TxAccounts { caller, to }
+    /// The ids of the sender and recipient of the transaction at `position` in the block.
+    pub(crate) fn tx_accounts(&self, position: usize) -> TxAccounts {
+        self.predicted.tx_accounts[position]
     }
 
     /// The id of `location`, giving it the next free id on first sight.
     pub(crate) fn id(&self, location: Location) -> LocId {
+        if let Location::Account(address) = &location
+            && let Some(id) = self.predicted.id(address)
+        {
+            return id;
+        }
         if let Some(id) = self.ids.get(&location) {
             return *id;
         }
@@ -135,7 +180,7 @@ impl LocationIndex {
             // Relaxed: ids only need to be unique; the map's shard lock publishes them.
             let id = self.next.fetch_add(1, Ordering::Relaxed);
             // Only this thread sets it, and only here: the id is new.
-            let _ = self.locations.get(id).set(location);
+            let _ = self.locations.get(id - self.predicted.len()).set(location);
             LocId(u32::try_from(id).expect("fewer than 2^32 locations in a block"))
         })
     }
@@ -148,16 +193,22 @@ impl LocationIndex {
 
     /// The location of `id`, an id this index gave (for output assembly, after execution).
     pub(crate) fn location(&self, id: LocId) -> Location {
-        *self
-            .locations
-            .get(id.index())
-            .get()
-            .expect("a location is recorded before its id is published")
+        match self.predicted.addresses.get(id.index()) {
+            Some(address) => Location::Account(*address),
+            None => *self
+                .locations
+                .get(id.index() - self.predicted.len())
+                .get()
+                .expect("a location is recorded before its id is published"),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use revm::context::TxEnv;
+    use revm::primitives::TxKind;
+
     use super::*;
 
     #[test]
@@ -191,7 +242,7 @@ mod tests {
     }
 
     #[test]
-    fn a_transactions_accounts_are_found_once_and_agree_with_the_map() {
+    fn a_transactions_accounts_come_from_the_plan_and_agree_with_the_map() {
         let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
         let call = TxEnv {
             caller: a,
@@ -203,22 +254,49 @@ mod tests {
             kind: TxKind::Create,
             ..TxEnv::default()
         };
-        let index = LocationIndex::new(Address::ZERO, 2, 8);
-        let first = index.tx_accounts(0, &call);
+        let index = LocationIndex::predicted(Address::ZERO, &[call, create]);
+        let first = index.tx_accounts(0);
         assert_eq!(first.caller, (a, index.id(Location::Account(a))));
         assert_eq!(first.to, Some((b, index.id(Location::Account(b)))));
-        assert_eq!(
-            index.tx_accounts(0, &call),
-            first,
-            "kept for the transaction"
-        );
-        let created = index.tx_accounts(1, &create);
+        let created = index.tx_accounts(1);
         assert_eq!(created.caller.1, first.to.unwrap().1);
         assert_eq!(created.to, None);
         assert_eq!(
             index.id(Location::Account(Address::ZERO)),
             LocationIndex::BENEFICIARY
         );
+        // An account met during execution gets the next id after the predicted ones, and
+        // its location is recorded for assembly.
+        let other = Address::repeat_byte(3);
+        assert_eq!(index.id(Location::Account(other)), LocId(3));
+        assert_eq!(index.location(LocId(3)), Location::Account(other));
+        assert_eq!(index.location(LocId(1)), Location::Account(a));
+        assert_eq!(index.len(), 4);
+    }
+
+    #[test]
+    fn access_list_addresses_are_predicted_and_their_slots_indexed_on_the_fly() {
+        let (a, b, listed) = (
+            Address::repeat_byte(1),
+            Address::repeat_byte(2),
+            Address::repeat_byte(7),
+        );
+        let tx = TxEnv {
+            caller: a,
+            kind: TxKind::Call(b),
+            access_list: vec![revm::context_interface::transaction::AccessListItem {
+                address: listed,
+                storage_keys: vec![revm::primitives::B256::with_last_byte(5)],
+            }]
+            .into(),
+            ..TxEnv::default()
+        };
+        let index = LocationIndex::predicted(Address::ZERO, &[tx]);
+        assert_eq!(index.len(), 4, "beneficiary, sender, recipient, listed");
+        assert_eq!(index.id(Location::Account(listed)), LocId(3));
+        let slot = Location::Storage(listed, U256::from(5));
+        assert_eq!(index.id(slot), LocId(4));
+        assert_eq!(index.location(LocId(4)), slot);
     }
 
     #[test]

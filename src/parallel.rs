@@ -179,7 +179,7 @@ where
     }
     // A block that the hints show to be mostly one chain would be re-executed transaction
     // after transaction on every core: contain it on the sequential path.
-    let plan = BlockPlan::new(&block.txs, block.env.beneficiary);
+    let mut plan = BlockPlan::new(&block.txs, block.env.beneficiary);
     let planned = started.elapsed();
     if options.sequential_below != Some(0) && plan.is_mostly_dependent() {
         let output = execute_sequential(storage, block)?;
@@ -199,7 +199,7 @@ where
     let delete_touched_empty = spec.is_enabled_in(SpecId::SPURIOUS_DRAGON);
     // Most transactions touch three or four locations.
     let expected_locations = txs * 4;
-    let index = LocationIndex::new(block.env.beneficiary, txs, expected_locations);
+    let index = LocationIndex::new(plan.take_predicted(), expected_locations);
     let memory = MvMemory::new(txs, expected_locations, delete_touched_empty)
         .with_fee_lane(LocationIndex::BENEFICIARY);
     let executor = executor.filter(|executor| threads <= executor.pool.workers());
@@ -249,7 +249,7 @@ where
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take()
                 .expect("each participant takes its state once");
-            run.work(worker, threads, &state.arena, &mut state.buffers);
+            run.work(&state.arena, &mut state.buffers);
         });
         if let Err(message) = outcome {
             // `work` catches the engine's panics; this one escaped it.
@@ -371,18 +371,8 @@ struct Run<'a, S: DatabaseRef> {
 }
 
 impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
-    fn work(&self, worker: usize, workers: usize, arena: &'a Bump, buffers: &mut VmBuffers) {
+    fn work(&self, arena: &'a Bump, buffers: &mut VmBuffers) {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            for (position, tx) in self
-                .block
-                .txs
-                .iter()
-                .enumerate()
-                .skip(worker)
-                .step_by(workers)
-            {
-                self.context.index.tx_accounts(position, tx);
-            }
             let mut counts = WorkerCounts::default();
             self.work_loop(arena, buffers, &mut counts);
             lock(&self.counts).add(&counts);

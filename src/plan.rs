@@ -8,6 +8,10 @@
 //! only advice: a wrong hint costs time (a transaction waits for a predecessor it did not
 //! need, or runs too early and is re-executed), never correctness, which validation keeps.
 //!
+//! The same pass gives the accounts the block names their dense location ids
+//! ([`PredictedAccounts`]): the look-up that finds a sender's previous writer also finds or
+//! gives its id.
+//!
 //! The engine uses a plan twice: a block whose longest chain of hinted dependencies covers
 //! most of its transactions is run on the sequential path (Block-STM would only re-execute
 //! it transaction after transaction, on every core), and a transaction's first incarnation
@@ -17,6 +21,7 @@ use revm::context::TxEnv;
 use revm::primitives::map::HashMap;
 use revm::primitives::{Address, B256, TxKind, keccak256};
 
+use crate::location::{PredictedAccounts, TxAccounts};
 use crate::mv_memory::TxIdx;
 
 /// ERC-20 `transfer(address,uint256)`.
@@ -37,13 +42,15 @@ pub(crate) struct BlockPlan {
     predecessor: Vec<Option<TxIdx>>,
     /// Transactions on the longest chain of hinted dependencies.
     critical_path: usize,
+    /// The accounts the block names, with their location ids.
+    predicted: PredictedAccounts,
 }
 
 impl BlockPlan {
     /// The plan of `txs`, whose fees go to `beneficiary` (fees are credited lazily by the
     /// engine, so paying them is not a dependency).
     pub(crate) fn new(txs: &[TxEnv], beneficiary: Address) -> Self {
-        let mut builder = PlanBuilder::with_capacity(txs.len());
+        let mut builder = PlanBuilder::new(txs.len(), beneficiary);
         for (position, tx) in txs.iter().enumerate() {
             builder.add(position as TxIdx, tx, beneficiary);
         }
@@ -61,6 +68,12 @@ impl BlockPlan {
         self.critical_path
     }
 
+    /// The accounts the block names, with their location ids (taken once, for the block's
+    /// location index).
+    pub(crate) fn take_predicted(&mut self) -> PredictedAccounts {
+        std::mem::take(&mut self.predicted)
+    }
+
     /// Whether the hints say the block is mostly one chain: its longest chain holds more
     /// than half of its transactions, so that no schedule could overlap much of it.
     pub(crate) fn is_mostly_dependent(&self) -> bool {
@@ -70,8 +83,9 @@ impl BlockPlan {
 
 /// Builds a [`BlockPlan`] in one pass over the transactions, in block order.
 struct PlanBuilder {
-    /// Per account, the latest transaction that changes its balance or nonce.
-    account_writer: HashMap<Address, TxIdx>,
+    /// Per account named by the block, its location id and the latest transaction that
+    /// changes its balance or nonce.
+    accounts: PredictedAccounts,
     /// Per slot, the latest transaction that writes it.
     slot_writer: HashMap<Slot, TxIdx>,
     /// Per contract, the latest transaction that wrote anything of it (an opaque call to it
@@ -87,9 +101,9 @@ struct PlanBuilder {
 }
 
 impl PlanBuilder {
-    fn with_capacity(txs: usize) -> Self {
+    fn new(txs: usize, beneficiary: Address) -> Self {
         Self {
-            account_writer: HashMap::with_capacity_and_hasher(txs * 2, Default::default()),
+            accounts: PredictedAccounts::new(beneficiary, txs),
             slot_writer: HashMap::default(),
             last_contract_writer: HashMap::default(),
             last_opaque_call: HashMap::default(),
@@ -114,10 +128,15 @@ impl PlanBuilder {
             }
         };
         // The sender's balance and nonce: read and written.
+        let sender = self.accounts.account(env.caller);
+        let caller = (env.caller, sender.id);
         if env.caller != beneficiary {
-            depend(self.account_writer.insert(env.caller, tx), &self.depth);
+            depend(sender.writer.replace(tx), &self.depth);
         }
+        let mut recipient = None;
         if let TxKind::Call(to) = env.kind {
+            let to_id = self.accounts.account(to).id;
+            recipient = Some((to, to_id));
             match erc20_slots(to, env) {
                 Some(slots) if !slots.is_empty() => {
                     depend(self.last_opaque_call.get(&to).copied(), &self.depth);
@@ -139,9 +158,13 @@ impl PlanBuilder {
             }
             if !env.value.is_zero() && to != beneficiary {
                 // A credit: later spenders of `to` wait for it; it waits for nobody.
-                self.account_writer.insert(to, tx);
+                self.accounts.account(to).writer = Some(tx);
             }
         }
+        self.accounts.push_tx(TxAccounts {
+            caller,
+            to: recipient,
+        });
         // After the call's hints: a call to a contract named in the access list still finds
         // the contract's previous writer.
         for item in env.access_list.iter() {
@@ -155,6 +178,7 @@ impl PlanBuilder {
                 );
             }
             self.last_contract_writer.insert(item.address, tx);
+            self.accounts.account(item.address);
         }
         self.predecessor.push(latest);
         self.depth.push(depth + 1);
@@ -173,6 +197,7 @@ impl PlanBuilder {
         BlockPlan {
             critical_path: self.deepest as usize,
             predecessor: self.predecessor,
+            predicted: self.accounts,
         }
     }
 }

@@ -175,7 +175,7 @@ impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
         self.slots.clear();
         self.blocked_on = None;
         self.lazy_recipient = lazy_recipient(tx_env, self.ctx.beneficiary);
-        let TxAccounts { caller, to } = self.ctx.index.tx_accounts(tx as usize, tx_env);
+        let TxAccounts { caller, to } = self.ctx.index.tx_accounts(tx as usize);
         self.known_accounts = [
             (self.ctx.beneficiary, LocationIndex::BENEFICIARY),
             caller,
