@@ -20,6 +20,8 @@
 //! Storage is anything that implements revm's [`DatabaseRef`](revm::DatabaseRef): revm's
 //! `CacheDB`, a reth state provider, or the [`InMemoryStorage`] shipped here.
 
+#[cfg(feature = "alloy-evm")]
+pub mod alloy_evm;
 mod assembly;
 pub mod block;
 pub mod conformance;

@@ -7,10 +7,11 @@
 
 use revm::bytecode::Bytecode;
 use revm::context::result::{ExecutionResult, HaltReason, Output};
-use revm::database::BundleState;
-use revm::primitives::map::{AddressMap, B256Map, HashMap, U256Map};
+use revm::primitives::map::{AddressMap, B256Map, U256Map};
 use revm::primitives::{Address, Log, U256};
 use revm::state::AccountInfo;
+
+mod bundle;
 
 /// The outcome of executing a block.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,39 +126,5 @@ impl StateChanges {
             .get(address)
             .and_then(|change| change.storage.get(slot))
             .map(|slot| slot.present)
-    }
-
-    /// Converts to revm's [`BundleState`], with one revert entry that undoes the whole block.
-    ///
-    /// Original values of slots in wiped accounts are not known to the executor (it never
-    /// read them), so the revert of a wiped account restores its info but not its old slots.
-    pub fn to_bundle_state(&self) -> BundleState {
-        let state = self.accounts.iter().map(|(address, change)| {
-            let storage: HashMap<U256, (U256, U256)> = change
-                .storage
-                .iter()
-                .map(|(slot, value)| (*slot, (value.original, value.present)))
-                .collect();
-            (
-                *address,
-                change.original.clone(),
-                change.info.clone(),
-                storage,
-            )
-        });
-        let reverts = self.accounts.iter().map(|(address, change)| {
-            let info_revert = (change.original != change.info).then(|| change.original.clone());
-            let slots: Vec<(U256, U256)> = change
-                .storage
-                .iter()
-                .map(|(slot, value)| (*slot, value.original))
-                .collect();
-            (*address, info_revert, slots)
-        });
-        let contracts = self
-            .contracts
-            .iter()
-            .map(|(hash, code)| (*hash, code.clone()));
-        BundleState::new(state, [reverts], contracts)
     }
 }

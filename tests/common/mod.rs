@@ -114,3 +114,121 @@ impl DatabaseRef for Faulty {
         Ok(self.inner.block_hash_ref(number).unwrap())
     }
 }
+
+/// The mainnet data directory (`../shared/mainnet`, or `BLOCKSTM_MAINNET_DIR`), or `None`
+/// with a printed SKIP line when it is absent (`what` names the skipped test).
+pub fn mainnet_dir(what: &str) -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("BLOCKSTM_MAINNET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/mainnet")
+        });
+    if dir.join("bytecodes.json.gz").is_file() {
+        Some(dir)
+    } else {
+        println!(
+            "SKIP {what}: no mainnet data at {} (set BLOCKSTM_MAINNET_DIR)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// The bundle revm's own `State` builds for `block`: each transaction committed in turn
+/// (`transact_commit`), then `merge_transitions(BundleRetention::Reverts)`.
+pub fn revm_state_bundle<S: DatabaseRef>(
+    storage: &S,
+    block: &Block,
+) -> blockstm_evm::revm::database::BundleState {
+    use blockstm_evm::revm::context::Context;
+    use blockstm_evm::revm::database::states::bundle_state::BundleRetention;
+    use blockstm_evm::revm::database::{State, WrapDatabaseRef};
+    use blockstm_evm::revm::handler::{ExecuteCommitEvm, MainBuilder, MainContext};
+
+    let mut state = State::builder()
+        .with_database(WrapDatabaseRef(storage))
+        .with_bundle_update()
+        .build();
+    {
+        let mut evm = Context::mainnet()
+            .with_db(&mut state)
+            .with_block(block.env.clone())
+            .with_cfg(block.cfg.clone())
+            .build_mainnet();
+        for (index, tx) in block.txs.iter().enumerate() {
+            if let Err(error) = evm.transact_commit(tx.clone()) {
+                panic!("revm failed on transaction {index}: {error}");
+            }
+        }
+    }
+    state.merge_transitions(BundleRetention::Reverts);
+    state.take_bundle()
+}
+
+/// `None` when the bundles are equal (`==`, every field), else a short account of the
+/// first differences (the full Debug of a block's bundle is too long to read).
+pub fn bundle_difference(
+    expected: &blockstm_evm::revm::database::BundleState,
+    actual: &blockstm_evm::revm::database::BundleState,
+) -> Option<String> {
+    if expected == actual {
+        return None;
+    }
+    let mut lines = Vec::new();
+    for (address, account) in &expected.state {
+        match actual.state.get(address) {
+            Some(other) if other == account => {}
+            Some(other) => lines.push(format!(
+                "{address}: expected {:?} info {:?} {} slots, got {:?} info {:?} {} slots",
+                account.status,
+                account
+                    .info
+                    .as_ref()
+                    .map(|i| (i.balance, i.nonce, i.code_hash)),
+                account.storage.len(),
+                other.status,
+                other
+                    .info
+                    .as_ref()
+                    .map(|i| (i.balance, i.nonce, i.code_hash)),
+                other.storage.len()
+            )),
+            None => lines.push(format!("{address}: missing ({:?})", account.status)),
+        }
+    }
+    for address in actual.state.keys() {
+        if !expected.state.contains_key(address) {
+            lines.push(format!("{address}: unexpected"));
+        }
+    }
+    if expected.reverts != actual.reverts {
+        lines.push("reverts differ".into());
+    }
+    if expected.contracts != actual.contracts {
+        lines.push(format!(
+            "contracts differ: {} expected, {} got",
+            expected.contracts.len(),
+            actual.contracts.len()
+        ));
+    }
+    if (expected.state_size, expected.reverts_size) != (actual.state_size, actual.reverts_size) {
+        lines.push(format!(
+            "sizes differ: {:?} expected, {:?} got",
+            (expected.state_size, expected.reverts_size),
+            (actual.state_size, actual.reverts_size)
+        ));
+    }
+    lines.truncate(5);
+    Some(lines.join("; "))
+}
+
+/// How many accounts of the bundle had their storage wiped (revm's `wipe_storage`).
+pub fn wiped_accounts(bundle: &blockstm_evm::revm::database::BundleState) -> usize {
+    use blockstm_evm::revm::database::OriginalValuesKnown;
+    bundle
+        .to_plain_state(OriginalValuesKnown::Yes)
+        .storage
+        .iter()
+        .filter(|storage| storage.wipe_storage)
+        .count()
+}
