@@ -135,8 +135,12 @@ impl PlanBuilder {
         }
         let mut recipient = None;
         if let TxKind::Call(to) = env.kind {
-            let to_id = self.accounts.account(to).id;
-            recipient = Some((to, to_id));
+            let recipient_account = self.accounts.account(to);
+            if !env.value.is_zero() && to != beneficiary {
+                // A credit: later spenders of `to` wait for it; it waits for nobody.
+                recipient_account.writer = Some(tx);
+            }
+            recipient = Some((to, recipient_account.id));
             match erc20_slots(to, env) {
                 Some(slots) if !slots.is_empty() => {
                     depend(self.last_opaque_call.get(&to).copied(), &self.depth);
@@ -155,10 +159,6 @@ impl PlanBuilder {
                     depend(self.last_contract_writer.insert(to, tx), &self.depth);
                     self.last_opaque_call.insert(to, tx);
                 }
-            }
-            if !env.value.is_zero() && to != beneficiary {
-                // A credit: later spenders of `to` wait for it; it waits for nobody.
-                self.accounts.account(to).writer = Some(tx);
             }
         }
         self.accounts.push_tx(TxAccounts {
