@@ -24,6 +24,8 @@ use crate::location::{LocId, Location, LocationIndex};
 use crate::mv_memory::{AccountValue, BaseValue, MvMemory, TxIdx};
 use crate::output::{AccountChange, SlotChange, StateChanges};
 use crate::parallel::Workers;
+#[cfg(doc)]
+use crate::state_cache::Change;
 
 /// The written locations of one account.
 #[derive(Default)]
@@ -72,16 +74,15 @@ fn split_by_work(
     ranges
 }
 
-/// The block's state changes, computed by up to `workers.threads()` participants.
+/// The block's state changes, computed by up to `workers.threads()` participants, and the
+/// accounts that vanished (created and destroyed, see [`Change::Vanished`]).
 pub(crate) fn state_changes<S: DatabaseRef + Sync>(
     storage: &S,
     memory: &MvMemory,
     index: &LocationIndex,
     workers: &Workers<'_>,
-) -> Result<StateChanges, BlockError> {
-    let t0 = std::time::Instant::now();
+) -> Result<(StateChanges, Vec<Address>), BlockError> {
     let accounts = written_accounts(memory, index);
-    let t1 = std::time::Instant::now();
     let parts = split_by_work(&accounts, workers.threads());
     let assembled: Vec<Mutex<Option<AssembledPart<S::Error>>>> =
         (0..parts.len()).map(|_| Mutex::new(None)).collect();
@@ -94,36 +95,30 @@ pub(crate) fn state_changes<S: DatabaseRef + Sync>(
                 .unwrap_or_else(PoisonError::into_inner) = Some(result);
         })
         .map_err(|message| BlockError::WorkerPanicked { message })?;
-    let t2 = std::time::Instant::now();
     let mut changes = StateChanges {
         accounts: AddressMap::with_capacity_and_hasher(accounts.len(), Default::default()),
         contracts: B256Map::default(),
     };
+    let mut vanished = Vec::new();
     for part in assembled {
         let part = part
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner)
             .expect("every assembly participant stores its part");
         let part = part.map_err(|error| BlockError::storage(error.tx as usize, error.source))?;
-        for (address, change, contract) in part {
-            if let Some((hash, code)) = contract {
-                changes.contracts.insert(hash, code);
+        for (address, change) in part {
+            match change {
+                Assembled::Changed(change, contract) => {
+                    if let Some((hash, code)) = contract {
+                        changes.contracts.insert(hash, code);
+                    }
+                    changes.accounts.insert(address, change);
+                }
+                Assembled::Vanished => vanished.push(address),
             }
-            changes.accounts.insert(address, change);
         }
     }
-    let t3 = std::time::Instant::now();
-    if std::env::var_os("ASM_TIMES").is_some() {
-        eprintln!(
-            "asm scan {:?} par {:?} merge {:?} n {} ids {}",
-            t1 - t0,
-            t2 - t1,
-            t3 - t2,
-            accounts.len(),
-            index.len()
-        );
-    }
-    Ok(changes)
+    Ok((changes, vanished))
 }
 
 /// Every account with a written location (its own, or one of its slots), with its written
@@ -172,19 +167,27 @@ fn written_accounts(memory: &MvMemory, index: &LocationIndex) -> Vec<(Address, A
     accounts
 }
 
-type AssembledPart<E> = Result<Vec<Assembled>, AssemblyError<E>>;
+type AssembledPart<E> = Result<Vec<(Address, Assembled)>, AssemblyError<E>>;
 
-type Assembled = (Address, AccountChange, Option<(B256, Bytecode)>);
+/// One account's outcome, unless it did not change.
+// Moved once per account and consumed at once: boxing would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Assembled {
+    /// Its change, and its code when the block changed its code hash.
+    Changed(AccountChange, Option<(B256, Bytecode)>),
+    /// See [`Change::Vanished`].
+    Vanished,
+}
 
 fn assemble_part<S: DatabaseRef>(
     storage: &S,
     memory: &MvMemory,
     accounts: &[(Address, AccountLocations)],
-) -> Result<Vec<Assembled>, AssemblyError<S::Error>> {
+) -> AssembledPart<S::Error> {
     let mut out = Vec::with_capacity(accounts.len());
     for (address, locations) in accounts {
         if let Some(assembled) = account_change(storage, memory, *address, locations)? {
-            out.push(assembled);
+            out.push((*address, assembled));
         }
     }
     Ok(out)
@@ -253,18 +256,16 @@ fn account_change<S: DatabaseRef>(
     let wiped = wiped_at.is_some();
     let absent_throughout = original.is_none() && info.is_none();
     let changed = original != info || !slots.is_empty() || (wiped && !absent_throughout);
-    Ok(changed.then(|| {
-        (
-            address,
-            AccountChange {
-                original,
-                info,
-                storage_wiped: wiped,
-                storage: slots,
-            },
-            contract,
-        )
-    }))
+    if !changed {
+        return Ok(wiped.then_some(Assembled::Vanished));
+    }
+    let change = AccountChange {
+        original,
+        info,
+        storage_wiped: wiped,
+        storage: slots,
+    };
+    Ok(Some(Assembled::Changed(change, contract)))
 }
 
 #[cfg(test)]

@@ -65,6 +65,29 @@ impl BlockError {
         }
     }
 
+    /// The same error with its index mapped through `map` (the builder names candidates).
+    pub(crate) fn with_index(self, map: impl FnOnce(usize) -> usize) -> Self {
+        match self {
+            Self::InvalidTransaction { index, reason } => Self::InvalidTransaction {
+                index: map(index),
+                reason,
+            },
+            Self::InvalidHeader { index, reason } => Self::InvalidHeader {
+                index: map(index),
+                reason,
+            },
+            Self::Storage { index, source } => Self::Storage {
+                index: map(index),
+                source,
+            },
+            Self::Evm { index, message } => Self::Evm {
+                index: map(index),
+                message,
+            },
+            Self::WorkerPanicked { message } => Self::WorkerPanicked { message },
+        }
+    }
+
     /// Wraps revm's error for transaction `index`.
     pub(crate) fn from_evm<E>(index: usize, error: EVMError<E, InvalidTransaction>) -> Self
     where

@@ -24,6 +24,7 @@
 pub mod alloy_evm;
 mod assembly;
 pub mod block;
+pub mod builder;
 pub mod conformance;
 pub mod error;
 mod evm;
@@ -35,6 +36,7 @@ pub mod parallel;
 mod plan;
 pub mod pool;
 pub mod replay;
+mod rules;
 mod scheduler;
 mod segmented_vec;
 pub mod sequential;
@@ -52,6 +54,7 @@ pub mod workloads;
 mod loom_tests;
 
 pub use block::Block;
+pub use builder::{BlockBuilder, BuilderOptions};
 pub use error::BlockError;
 pub use executor::Executor;
 pub use output::{AccountChange, BlockOutput, SlotChange, StateChanges, TxResult};

@@ -12,6 +12,7 @@ use revm::primitives::{Address, Log, U256};
 use revm::state::AccountInfo;
 
 mod bundle;
+mod merge;
 
 /// The outcome of executing a block.
 #[derive(Clone, Debug, PartialEq, Eq)]

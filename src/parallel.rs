@@ -1,5 +1,6 @@
 //! The parallel executor: [`execute`] runs a block with Block-STM on a group of worker
-//! threads and assembles the same [`BlockOutput`] as [`execute_sequential`].
+//! threads and assembles the same [`BlockOutput`] as
+//! [`execute_sequential`](crate::execute_sequential).
 //!
 //! Workers loop on the [`Scheduler`]: execute an incarnation (revm over [`VmDb`]), publish its
 //! writes to [`MvMemory`], validate others' reads, until the scheduler says done. The output
@@ -18,6 +19,7 @@ use revm::primitives::hardfork::SpecId;
 
 use crate::assembly;
 use crate::block::Block;
+use crate::builder::Exclusion;
 use crate::error::BlockError;
 use crate::evm::block_evm;
 use crate::executor::{Executor, WorkerState};
@@ -27,8 +29,9 @@ use crate::output::{BlockOutput, TxResult};
 use crate::plan::BlockPlan;
 use crate::pool::WorkerContext;
 use crate::pool::workers::panic_text;
+use crate::rules::{Rules, RunOutput};
 use crate::scheduler::{Scheduler, Task};
-use crate::sequential::execute_sequential;
+use crate::sequential::run_sequential;
 use crate::stats::{ExecutionStats, WorkerCounts};
 use crate::sync::{AtomicBool, Mutex, Ordering, lock};
 use crate::vm::{
@@ -96,8 +99,8 @@ impl Options {
     }
 }
 
-/// Executes `block` on `storage` in parallel and returns exactly what [`execute_sequential`]
-/// returns: the same results, state changes, or error (the lowest failing transaction).
+/// Executes `block` on `storage` in parallel and returns exactly what
+/// [`execute_sequential`](crate::execute_sequential) returns: the same results, state changes, or error (the lowest failing transaction).
 ///
 /// ```
 /// use blockstm_evm::{execute, execute_sequential, Options, workloads::{WorkloadKind, WorkloadSpec}};
@@ -163,11 +166,27 @@ pub(crate) fn execute_on<S>(
 where
     S: DatabaseRef + Sync,
 {
+    run_on(executor, storage, block, options, Rules::Block)
+        .map(|(output, stats)| (output.into_block_output(), stats))
+}
+
+/// Runs `block` under `rules` as [`execute_on`] runs it: on the sequential path when it is
+/// small or mostly one chain, else with Block-STM.
+pub(crate) fn run_on<S>(
+    executor: Option<&Executor>,
+    storage: &S,
+    block: &Block,
+    options: &Options,
+    rules: Rules<'_>,
+) -> Result<(RunOutput, ExecutionStats), BlockError>
+where
+    S: DatabaseRef + Sync,
+{
     let started = Instant::now();
     let txs = block.txs.len();
     let threads = options.threads().min(txs);
     if threads <= 1 || txs < options.sequential_threshold() {
-        let output = execute_sequential(storage, block)?;
+        let output = run_sequential(storage, block, rules)?;
         let stats = ExecutionStats {
             sequential: true,
             workers: 1,
@@ -182,7 +201,7 @@ where
     let mut plan = BlockPlan::new(&block.txs, block.env.beneficiary);
     let planned = started.elapsed();
     if options.sequential_below != Some(0) && plan.is_mostly_dependent() {
-        let output = execute_sequential(storage, block)?;
+        let output = run_sequential(storage, block, rules)?;
         let stats = ExecutionStats {
             sequential: true,
             contained: true,
@@ -222,6 +241,7 @@ where
         },
         scheduler: Scheduler::new(txs),
         plan: &plan,
+        rules,
         slots: (0..txs)
             .map(|_| CachePadded::new(Mutex::new(TxSlot::default())))
             .collect(),
@@ -263,10 +283,10 @@ where
     lock(&run.counts).record_into(&mut stats);
     let Run { slots, .. } = run;
     let phase = Instant::now();
-    let results = results(slots)?;
+    let (results, excluded) = results(slots, rules)?;
     stats.results = phase.elapsed();
     let phase = Instant::now();
-    let state = assembly::state_changes(storage, &memory, &index, &workers)?;
+    let (state, vanished) = assembly::state_changes(storage, &memory, &index, &workers)?;
     stats.assembly = phase.elapsed();
     if let Some(executor) = executor {
         executor.return_worker_states(states);
@@ -287,7 +307,13 @@ where
         drop((memory, index, states));
         stats.teardown = phase.elapsed();
     }
-    Ok((BlockOutput { results, state }, stats))
+    let output = RunOutput {
+        results,
+        excluded,
+        state,
+        vanished,
+    };
+    Ok((output, stats))
 }
 
 /// Where a block's parallel phases run: on the executor's pool, or on threads spawned for
@@ -362,6 +388,8 @@ struct Run<'a, S: DatabaseRef> {
     scheduler: Scheduler,
     /// Which earlier transaction each transaction probably waits for.
     plan: &'a BlockPlan,
+    /// What an excluded transaction writes (nothing) and which reverted ones are excluded.
+    rules: Rules<'a>,
     slots: Vec<CachePadded<Mutex<TxSlot<'a, S::Error>>>>,
     /// Set when a worker panicked: everyone stops, the block fails.
     abandoned: AtomicBool,
@@ -441,10 +469,17 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
             }
             IncarnationOutcome::Finished {
                 reads,
-                writes,
+                mut writes,
                 output,
             } => {
                 counts.incarnations += 1;
+                // A reverted transaction that the builder drops writes nothing, so that later
+                // ones read the state without it (an invalid one writes nothing anyway).
+                if matches!(&output, Ok(result) if !result.is_success())
+                    && self.rules.drops_reverted(version.tx as usize)
+                {
+                    writes.clear();
+                }
                 let wrote_new = self
                     .context
                     .memory
@@ -483,18 +518,31 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
     }
 }
 
-/// Per-transaction results in block order, or the lowest transaction's error.
+/// Included transactions' results in block order with the excluded ones beside them, or the
+/// lowest failing transaction's error (under [`Rules::Block`], any invalid one).
+type Tally = (Vec<TxResult>, Vec<(usize, Exclusion)>);
+
 fn results<E: std::error::Error + Send + Sync + 'static>(
     slots: Vec<CachePadded<Mutex<TxSlot<'_, E>>>>,
-) -> Result<Vec<TxResult>, BlockError> {
+    rules: Rules<'_>,
+) -> Result<Tally, BlockError> {
     let mut results = Vec::with_capacity(slots.len());
+    let mut excluded = Vec::new();
     let mut cumulative_gas_used = 0u64;
     for (index, slot) in slots.into_iter().enumerate() {
         let slot = CachePadded::into_inner(slot)
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let result = match slot.output {
+            Some(Ok(result)) if !result.is_success() && rules.drops_reverted(index) => {
+                excluded.push((index, Exclusion::Reverted(result)));
+                continue;
+            }
             Some(Ok(result)) => result,
+            Some(Err(EVMError::Transaction(reason))) if rules.excludes_invalid() => {
+                excluded.push((index, Exclusion::Invalid(reason)));
+                continue;
+            }
             Some(Err(error)) => return Err(BlockError::from_evm(index, error)),
             None => unreachable!("the scheduler finished with transaction {index} never executed"),
         };
@@ -504,7 +552,7 @@ fn results<E: std::error::Error + Send + Sync + 'static>(
             cumulative_gas_used,
         });
     }
-    Ok(results)
+    Ok((results, excluded))
 }
 
 #[cfg(test)]

@@ -1,13 +1,16 @@
 //! The sequential reference executor: a plain loop over revm that commits each transaction
 //! into a [`StateCache`] over the storage. Every other path is tested against it.
 
+use revm::context::result::EVMError;
 use revm::database_interface::DatabaseRef;
 use revm::handler::ExecuteEvm;
 
 use crate::block::Block;
+use crate::builder::Exclusion;
 use crate::error::BlockError;
 use crate::evm::block_evm;
 use crate::output::{BlockOutput, TxResult};
+use crate::rules::{Rules, RunOutput};
 use crate::state_cache::StateCache;
 
 /// Executes `block` on `storage` one transaction after the other, as revm does.
@@ -26,16 +29,41 @@ pub fn execute_sequential<S>(storage: &S, block: &Block) -> Result<BlockOutput, 
 where
     S: DatabaseRef,
 {
+    run_sequential(storage, block, Rules::Block).map(RunOutput::into_block_output)
+}
+
+/// Runs `block` one transaction after the other under `rules`: the sequential path of both
+/// [`execute_sequential`] and the block builder's rounds.
+pub(crate) fn run_sequential<S>(
+    storage: &S,
+    block: &Block,
+    rules: Rules<'_>,
+) -> Result<RunOutput, BlockError>
+where
+    S: DatabaseRef,
+{
     let mut evm = block_evm(
         StateCache::new(storage, block.spec(), block.txs.len()),
         block,
     );
     let mut results = Vec::with_capacity(block.txs.len());
+    let mut excluded = Vec::new();
     let mut cumulative_gas_used = 0u64;
     for (index, tx) in block.txs.iter().enumerate() {
-        let executed = evm
-            .transact(tx.clone())
-            .map_err(|error| BlockError::from_evm(index, error))?;
+        let executed = match evm.transact(tx.clone()) {
+            Ok(executed) => executed,
+            // Building: an invalid candidate is left out; revm has not touched the state.
+            Err(EVMError::Transaction(reason)) if rules.excludes_invalid() => {
+                excluded.push((index, Exclusion::Invalid(reason)));
+                continue;
+            }
+            Err(error) => return Err(BlockError::from_evm(index, error)),
+        };
+        if !executed.result.is_success() && rules.drops_reverted(index) {
+            // Its state diff is simply not committed.
+            excluded.push((index, Exclusion::Reverted(executed.result)));
+            continue;
+        }
         evm.ctx
             .journaled_state
             .database
@@ -47,6 +75,11 @@ where
             cumulative_gas_used,
         });
     }
-    let state = evm.ctx.journaled_state.database.into_changes();
-    Ok(BlockOutput { results, state })
+    let (state, vanished) = evm.ctx.journaled_state.database.into_changes();
+    Ok(RunOutput {
+        results,
+        excluded,
+        state,
+        vanished,
+    })
 }

@@ -96,8 +96,8 @@ impl CachedAccount {
         self.wiped = true;
     }
 
-    /// The account's net change over the block, or `None` when nothing observable changed.
-    fn into_change(self) -> Option<AccountChange> {
+    /// The account's net change over the block: `Unchanged` when nothing observable changed.
+    fn into_change(self) -> Change {
         let storage: U256Map<SlotChange> = self
             .storage
             .into_iter()
@@ -126,13 +126,32 @@ impl CachedAccount {
         let info_changed = self.original != self.current;
         let absent_throughout = self.original.is_none() && self.current.is_none();
         let changed = info_changed || !storage.is_empty() || (self.wiped && !absent_throughout);
-        changed.then_some(AccountChange {
-            original: self.original,
-            info: self.current,
-            storage_wiped: self.wiped,
-            storage,
-        })
+        if changed {
+            Change::Changed(AccountChange {
+                original: self.original,
+                info: self.current,
+                storage_wiped: self.wiped,
+                storage,
+            })
+        } else if self.wiped {
+            Change::Vanished
+        } else {
+            Change::Unchanged
+        }
     }
+}
+
+/// What the block did to one account, as the output sees it.
+// Moved once per account and consumed at once: boxing would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Change {
+    /// A net change.
+    Changed(AccountChange),
+    /// Absent before and after, wiped in between (created and destroyed): no net change, but
+    /// a block that continues this one must know that its storage was wiped.
+    Vanished,
+    /// Nothing.
+    Unchanged,
 }
 
 fn without_code(mut info: AccountInfo) -> AccountInfo {
@@ -230,11 +249,20 @@ impl<'s, S: DatabaseRef> StateCache<'s, S> {
 
     /// The block's net state changes. `contracts` holds the code of every account whose code
     /// hash the block changed, whatever code the block happened to load.
-    pub(crate) fn into_changes(self) -> StateChanges {
+    /// Also returns the accounts that vanished ([`Change::Vanished`]).
+    pub(crate) fn into_changes(self) -> (StateChanges, Vec<Address>) {
+        let mut vanished = Vec::new();
         let accounts: AddressMap<AccountChange> = self
             .accounts
             .into_iter()
-            .filter_map(|(address, account)| account.into_change().map(|c| (address, c)))
+            .filter_map(|(address, account)| match account.into_change() {
+                Change::Changed(change) => Some((address, change)),
+                Change::Vanished => {
+                    vanished.push(address);
+                    None
+                }
+                Change::Unchanged => None,
+            })
             .collect();
         let mut contracts = B256Map::default();
         for change in accounts.values() {
@@ -247,10 +275,11 @@ impl<'s, S: DatabaseRef> StateCache<'s, S> {
                 contracts.insert(info.code_hash, code.clone());
             }
         }
-        StateChanges {
+        let changes = StateChanges {
             accounts,
             contracts,
-        }
+        };
+        (changes, vanished)
     }
 }
 

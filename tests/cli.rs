@@ -322,3 +322,57 @@ fn bench_memory_reports_both_engines_peaks_from_their_own_processes() {
     assert!(!small.status.success());
     assert!(String::from_utf8_lossy(&small.stderr).contains("sequential path"));
 }
+
+#[test]
+fn bench_builder_reports_throughput_and_first_commit_against_execute() {
+    let rows = successful_json_rows(&[
+        "bench",
+        "--builder",
+        "--txs",
+        "500",
+        "--runs",
+        "2",
+        "--threads",
+        "2",
+        "--json",
+    ]);
+    let names: Vec<_> = rows
+        .iter()
+        .map(|r| r["workload"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["raw", "erc20", "amm", "hybrid", "chain"]);
+    for row in &rows {
+        for field in [
+            "candidates",
+            "included",
+            "excluded",
+            "gas",
+            "threads",
+            "runs",
+            "seq_ms",
+            "execute_ms",
+            "build_ms",
+            "first_commit_ms",
+            "build_vs_execute",
+            "build_speedup",
+            "rounds",
+            "parallel_rounds",
+            "equal",
+        ] {
+            assert!(row.get(field).is_some(), "missing {field} in {row}");
+        }
+        assert_eq!(row["equal"], true, "{row}");
+        assert_eq!(row["included"], 500, "{row}");
+        assert_eq!(row["excluded"], 10, "one replay per 50 transactions: {row}");
+        assert_eq!(row["candidates"], 510, "{row}");
+        let first = row["first_commit_ms"].as_f64().unwrap();
+        let build = row["build_ms"].as_f64().unwrap();
+        assert!(first > 0.0 && first <= build, "{row}");
+        assert!(row["rounds"].as_u64().unwrap() >= 2, "{row}");
+    }
+    let conflicting = blockstm(&["bench", "--builder", "--memory"]);
+    assert!(
+        !conflicting.status.success(),
+        "--builder is a mode of its own"
+    );
+}

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod universe;
+
 use blockstm_evm::revm::DatabaseRef;
 use blockstm_evm::revm::bytecode::Bytecode;
 use blockstm_evm::revm::context::{BlockEnv, TxEnv};

@@ -93,6 +93,11 @@ pub struct BenchArgs {
     /// process of its own, which reports its resident set before and at its peak.
     #[arg(long, conflicts_with_all = ["stats", "spawned_threads", "db_latency_us"])]
     pub(crate) memory: bool,
+    /// Bench the block builder against `execute`: the workload's transactions with invalid
+    /// replays mixed in, offered at once; reports the builder's time to finish and to its
+    /// first committed outcome (see `blockstm_evm::builder`).
+    #[arg(long, conflicts_with_all = ["stats", "spawned_threads", "db_latency_us", "memory"])]
+    builder: bool,
     /// Internal: the child process of `--memory` (runs one engine once and prints its
     /// memory figures as JSON).
     #[arg(long, hide = true, value_name = "ENGINE")]
@@ -234,6 +239,9 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, BenchError> {
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
             .expect("static template"),
     );
+    if args.builder {
+        return run_builder(&specs, threads, args);
+    }
     if !args.json {
         print_header();
     }
@@ -257,6 +265,55 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, BenchError> {
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("error: parallel output differs from sequential output (rows with equal = NO)");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `bench --builder`: one row per workload.
+fn run_builder(
+    specs: &[WorkloadSpec],
+    threads: usize,
+    args: &BenchArgs,
+) -> Result<ExitCode, BenchError> {
+    let progress = ProgressBar::new((specs.len() * args.runs) as u64);
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .expect("static template"),
+    );
+    if !args.json {
+        crate::builder_bench::print_header();
+    }
+    let mut all_equal = true;
+    for spec in specs {
+        progress.set_message(format!("generating {}", spec.kind));
+        let workload = spec.generate()?;
+        progress.set_message(format!(
+            "{}: execute and builder ({threads} threads)",
+            spec.kind
+        ));
+        let row = crate::builder_bench::bench_builder(
+            &workload,
+            threads,
+            args.runs,
+            args.sequential_below,
+            &progress,
+        )?;
+        all_equal &= row.equal;
+        progress.suspend(|| {
+            if args.json {
+                println!("{}", serde_json::to_string(&row).expect("rows serialize"));
+            } else {
+                crate::builder_bench::print_row(&row);
+            }
+        });
+    }
+    progress.finish_and_clear();
+    if all_equal {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "error: the builder's block or output differs from execute's (rows with equal = NO)"
+        );
         Ok(ExitCode::FAILURE)
     }
 }

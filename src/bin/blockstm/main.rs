@@ -1,6 +1,7 @@
 //! `blockstm`: benchmarks, state tests and mainnet replays of the blockstm-evm executor.
 
 mod bench;
+mod builder_bench;
 mod conformance;
 mod memory;
 mod replay;

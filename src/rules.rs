@@ -1,0 +1,60 @@
+//! What a run does with a transaction that cannot go into the block: fail the block
+//! ([`execute`](crate::execute)) or leave the transaction out (the block builder).
+
+use revm::primitives::Address;
+
+use crate::builder::Exclusion;
+use crate::output::{BlockOutput, StateChanges, TxResult};
+
+/// How a run treats invalid and reverted transactions.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Rules<'r> {
+    /// A fixed block: the lowest invalid transaction fails it; reverted ones are included.
+    Block,
+    /// Building: an invalid transaction, or a reverted one whose flag is set in
+    /// `drop_if_reverted`, is excluded and writes nothing, so that later transactions run on
+    /// the state without it.
+    Build {
+        /// Per transaction: leave it out if it does not succeed.
+        drop_if_reverted: &'r [bool],
+    },
+}
+
+impl Rules<'_> {
+    /// Whether an invalid transaction is left out rather than failing the run.
+    pub(crate) fn excludes_invalid(&self) -> bool {
+        matches!(self, Self::Build { .. })
+    }
+
+    /// Whether transaction `tx` is left out when it reverts or halts.
+    pub(crate) fn drops_reverted(&self, tx: usize) -> bool {
+        match self {
+            Self::Block => false,
+            Self::Build { drop_if_reverted } => drop_if_reverted.get(tx).copied().unwrap_or(false),
+        }
+    }
+}
+
+/// What a run produced: the included transactions' results (cumulative gas counted over them
+/// alone), the excluded ones (always empty under [`Rules::Block`]) and the net state changes.
+#[derive(Debug, Default)]
+pub(crate) struct RunOutput {
+    pub(crate) results: Vec<TxResult>,
+    /// `(position in the run's block, why)`, in block order.
+    pub(crate) excluded: Vec<(usize, Exclusion)>,
+    pub(crate) state: StateChanges,
+    /// Accounts absent before and after the run that it created and destroyed (their storage
+    /// was wiped): not a net change, but the builder's next round must know.
+    pub(crate) vanished: Vec<Address>,
+}
+
+impl RunOutput {
+    /// The [`BlockOutput`] of a run under [`Rules::Block`].
+    pub(crate) fn into_block_output(self) -> BlockOutput {
+        debug_assert!(self.excluded.is_empty(), "a fixed block excludes nothing");
+        BlockOutput {
+            results: self.results,
+            state: self.state,
+        }
+    }
+}
