@@ -241,6 +241,30 @@ mod receipt_root {
     }
 }
 
+/// The receipts of `block` from the engine alone ([`blockstm_evm::execute`], no system calls)
+/// through `BlockOutput::into_receipts`, typed by the block's envelopes.
+fn own_receipts(
+    storage: &InMemoryStorage,
+    block: &TestBlock,
+) -> Result<Vec<alloy_consensus::ReceiptEnvelope>, String> {
+    let engine_block = blockstm_evm::Block {
+        env: block.env.block_env.clone(),
+        cfg: block.env.cfg_env.clone(),
+        txs: block.txs.clone(),
+    };
+    let options = Options {
+        sequential_below: Some(0),
+        ..Options::with_concurrency(2)
+    };
+    let output = blockstm_evm::execute(storage, &engine_block, &options)
+        .map_err(|error| error.to_string())?;
+    let tx_types = block.recovered.iter().map(|tx| tx.tx_type());
+    let (receipts, _state) = output
+        .into_receipts(tx_types)
+        .map_err(|error| error.to_string())?;
+    Ok(receipts)
+}
+
 #[test]
 fn mainnet_blocks_execute_as_alloy_evms_executor() {
     let Some(dir) = mainnet_dir("alloy-evm mainnet comparison") else {
@@ -250,6 +274,7 @@ fn mainnet_blocks_execute_as_alloy_evms_executor() {
     let numbers = data.block_numbers().unwrap();
     assert!(!numbers.is_empty(), "no blocks under {}", dir.display());
     let (mut failures, mut roots, mut compared) = (Vec::new(), 0, 0);
+    let (mut own_equal, mut own_roots) = (0, 0);
     for number in &numbers {
         let path = dir.join(format!("blocks/{number}/block.json"));
         let rpc: RpcBlock<RpcTransaction> =
@@ -295,15 +320,40 @@ fn mainnet_blocks_execute_as_alloy_evms_executor() {
                 )),
             }
         }
+        // `BlockOutput::into_receipts` on the engine's own output (no alloy-evm executor):
+        // alloy-evm's receipts, and the chain's root.
+        match own_receipts(&storage, &block) {
+            Ok(receipts) => {
+                let (expected, _) = run(&storage, &block, &Mode::Alloy);
+                match expected {
+                    Ok(expected) if expected.receipts == receipts => own_equal += 1,
+                    other => failures.push(format!(
+                        "block {number}: into_receipts differs from alloy-evm's ({})",
+                        summary(&other)
+                    )),
+                }
+                if spec_id.is_enabled_in(SpecId::BYZANTIUM) {
+                    if receipts_root(&receipts) == header.receipts_root {
+                        own_roots += 1;
+                    } else {
+                        failures.push(format!("block {number}: into_receipts root mismatch"));
+                    }
+                }
+            }
+            Err(error) => failures.push(format!("block {number}: into_receipts: {error}")),
+        }
     }
     println!(
         "{} mainnet blocks, {compared} runs compared with alloy-evm, {roots} receipts roots \
-         matched, {} failures",
+         matched; into_receipts: {own_equal} equal to alloy-evm's, {own_roots} roots matched; \
+         {} failures",
         numbers.len(),
         failures.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(roots * 2 > numbers.len(), "only {roots} receipts roots");
+    assert_eq!(own_equal, numbers.len());
+    assert_eq!(own_roots, roots);
 }
 
 #[test]
