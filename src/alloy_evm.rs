@@ -45,7 +45,8 @@
 //! through that trait. [`ParallelEthBlockExecutorFactory::create_executor`] (an inherent method)
 //! builds the executor for `EthEvm<&mut State<X>, NoOpInspector>`, where `X` is both
 //! `Database` and `DatabaseRef + Sync` (revm's `WrapDatabaseRef<&S>`, reth's state provider
-//! database): a reth integration calls it from its own `Executor` or `ConfigureEvm`.
+//! database): a reth integration calls it from its own `Executor` or `ConfigureEvm`. Generic
+//! code names these bounds with [`ParallelEvm`] and [`ParallelReceiptBuilder`].
 
 mod commit;
 mod state_view;
@@ -73,6 +74,87 @@ use revm::primitives::hardfork::SpecId;
 use revm::state::EvmState;
 
 use crate::{Block, BlockOutput, Options};
+
+/// An EVM whose blocks [`ParallelEthBlockExecutor`] runs on the engine, for transactions of
+/// type `T`: alloy-evm's Ethereum EVM with revm's environment types and no inspector (what
+/// [`EthEvmFactory`] builds) over a `&'db mut State` whose database the engine can also read
+/// from its workers ([`StateDb`](ParallelEvm::StateDb)), taking `TxEnv`s made from `T`.
+///
+/// Implemented for every EVM that fits; it names the executor's bounds once.
+///
+/// ```
+/// use alloy_consensus::TxEnvelope;
+/// use alloy_evm::{EthEvmFactory, EvmEnv, EvmFactory};
+/// use blockstm_evm::InMemoryStorage;
+/// use blockstm_evm::alloy_evm::ParallelEvm;
+/// use blockstm_evm::revm::database::{State, WrapDatabaseRef};
+///
+/// fn runs_in_parallel<'db, E: ParallelEvm<'db, TxEnvelope>>(_: &E) {}
+///
+/// let storage = InMemoryStorage::new();
+/// let mut state = State::builder().with_database(WrapDatabaseRef(&storage)).build();
+/// let evm = EthEvmFactory::default().create_evm(&mut state, EvmEnv::default());
+/// runs_in_parallel(&evm);
+/// ```
+pub trait ParallelEvm<'db, T>:
+    Evm<
+        DB = &'db mut State<Self::StateDb>,
+        Tx = TxEnv,
+        Spec = SpecId,
+        BlockEnv = BlockEnv,
+        HaltReason = HaltReason,
+        Inspector = NoOpInspector,
+    > + Evm<DB: StateDB, Tx: FromRecoveredTx<T> + FromTxWithEncoded<T>>
+{
+    /// The database under the `State`: read by alloy-evm through `Database` and by the
+    /// engine's workers through `DatabaseRef` (revm's `WrapDatabaseRef<&S>`, reth's state
+    /// provider database).
+    type StateDb: Database + DatabaseRef<Error = <Self::StateDb as Database>::Error> + Sync + 'db;
+}
+
+impl<'db, T, X, E> ParallelEvm<'db, T> for E
+where
+    X: Database + DatabaseRef<Error = <X as Database>::Error> + Sync + 'db,
+    E: Evm<
+            DB = &'db mut State<X>,
+            Tx = TxEnv,
+            Spec = SpecId,
+            BlockEnv = BlockEnv,
+            HaltReason = HaltReason,
+            Inspector = NoOpInspector,
+        >,
+    &'db mut State<X>: StateDB,
+    TxEnv: FromRecoveredTx<T> + FromTxWithEncoded<T>,
+{
+    type StateDb = X;
+}
+
+/// A receipt builder [`ParallelEthBlockExecutor`] accepts: alloy-evm's [`EthBlockExecutor`]
+/// bounds on it (Ethereum-like transactions and receipts with alloy's [`Log`]).
+///
+/// Implemented for every receipt builder that fits; it names the executor's bounds once.
+///
+/// ```
+/// use alloy_evm::eth::receipt_builder::AlloyReceiptBuilder;
+/// use blockstm_evm::alloy_evm::ParallelReceiptBuilder;
+///
+/// fn accepted<R: ParallelReceiptBuilder>(_: &R) {}
+/// accepted(&AlloyReceiptBuilder::default());
+/// ```
+pub trait ParallelReceiptBuilder:
+    ReceiptBuilder<
+        Transaction: Transaction + Encodable2718 + TransactionEnvelope<TxType: Send + 'static>,
+        Receipt: TxReceipt<Log = Log>,
+    >
+{
+}
+
+impl<R> ParallelReceiptBuilder for R
+where
+    R: ReceiptBuilder<Transaction: Transaction + Encodable2718, Receipt: TxReceipt<Log = Log>>,
+    <R::Transaction as TransactionEnvelope>::TxType: Send + 'static,
+{
+}
 
 /// alloy-evm's [`EthBlockExecutor`] whose [`execute_block`](BlockExecutor::execute_block)
 /// runs the block's transactions on the parallel engine. Everything else delegates to the
@@ -150,22 +232,11 @@ impl<'a, E, Spec, R: ReceiptBuilder> ParallelEthBlockExecutor<'a, E, Spec, R> {
     }
 }
 
-impl<'a, 'db, X, E, Spec, R> BlockExecutor for ParallelEthBlockExecutor<'a, E, Spec, R>
+impl<'a, 'db, E, Spec, R> BlockExecutor for ParallelEthBlockExecutor<'a, E, Spec, R>
 where
-    X: Database + DatabaseRef<Error = <X as Database>::Error> + Sync + 'db,
-    E: Evm<
-            DB = &'db mut State<X>,
-            Tx = TxEnv,
-            Spec = SpecId,
-            BlockEnv = BlockEnv,
-            HaltReason = HaltReason,
-            Inspector = NoOpInspector,
-        >,
-    &'db mut State<X>: StateDB,
-    TxEnv: FromRecoveredTx<R::Transaction> + FromTxWithEncoded<R::Transaction>,
+    E: ParallelEvm<'db, R::Transaction>,
     Spec: EthExecutorSpec,
-    R: ReceiptBuilder<Transaction: Transaction + Encodable2718, Receipt: TxReceipt<Log = Log>>,
-    <R::Transaction as TransactionEnvelope>::TxType: Send + 'static,
+    R: ParallelReceiptBuilder,
 {
     type Transaction = R::Transaction;
     type Receipt = R::Receipt;
@@ -238,27 +309,16 @@ where
     }
 }
 
-impl<'a, 'db, X, E, Spec, R> ParallelEthBlockExecutor<'a, E, Spec, R>
+impl<'a, 'db, E, Spec, R> ParallelEthBlockExecutor<'a, E, Spec, R>
 where
-    X: Database + DatabaseRef<Error = <X as Database>::Error> + Sync + 'db,
-    E: Evm<
-            DB = &'db mut State<X>,
-            Tx = TxEnv,
-            Spec = SpecId,
-            BlockEnv = BlockEnv,
-            HaltReason = HaltReason,
-            Inspector = NoOpInspector,
-        >,
-    &'db mut State<X>: StateDB,
-    TxEnv: FromRecoveredTx<R::Transaction> + FromTxWithEncoded<R::Transaction>,
+    E: ParallelEvm<'db, R::Transaction>,
     Spec: EthExecutorSpec,
-    R: ReceiptBuilder<Transaction: Transaction + Encodable2718, Receipt: TxReceipt<Log = Log>>,
-    <R::Transaction as TransactionEnvelope>::TxType: Send + 'static,
+    R: ParallelReceiptBuilder,
 {
     /// Whether a block of `txs` transactions goes to the engine (see the module doc).
     fn runs_in_parallel(&self, txs: usize) -> bool {
         let cfg = self.inner.evm.cfg_env();
-        let state: &State<X> = self.inner.evm.db();
+        let state: &State<E::StateDb> = self.inner.evm.db();
         let bal = state.bal_state.bal.is_some() || state.bal_state.bal_builder.is_some();
         txs >= self.options.sequential_threshold().max(2)
             && !cfg.enable_amsterdam_eip8037

@@ -13,6 +13,9 @@ use revm::state::AccountInfo;
 
 mod bundle;
 mod merge;
+mod receipts;
+
+pub use receipts::TxTypeCountMismatch;
 
 /// The outcome of executing a block.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +30,27 @@ impl BlockOutput {
     /// Gas used by the whole block (the last cumulative gas, as in the header's `gasUsed`).
     pub fn gas_used(&self) -> u64 {
         self.results.last().map_or(0, |r| r.cumulative_gas_used)
+    }
+
+    /// Splits the output into its per-transaction results and its state changes, moving
+    /// both (for an integrator that keeps the results for its receipts and turns the changes
+    /// into a [`BundleState`](revm::database::BundleState) with
+    /// [`StateChanges::into_bundle_state`]).
+    ///
+    /// ```
+    /// use blockstm_evm::{execute, Options, workloads::{WorkloadKind, WorkloadSpec}};
+    ///
+    /// let workload = WorkloadSpec::new(WorkloadKind::Raw, 10).generate().unwrap();
+    /// let output = execute(&workload.storage, &workload.block, &Options::default()).unwrap();
+    /// let gas = output.gas_used();
+    /// let (results, state) = output.into_parts();
+    /// assert_eq!(results.len(), 10);
+    /// assert_eq!(results.last().map(|r| r.cumulative_gas_used), Some(gas));
+    /// let bundle = state.into_bundle_state();
+    /// assert!(!bundle.state.is_empty());
+    /// ```
+    pub fn into_parts(self) -> (Vec<TxResult>, StateChanges) {
+        (self.results, self.state)
     }
 }
 

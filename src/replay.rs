@@ -9,10 +9,7 @@ use std::collections::HashMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use alloy_consensus::{
-    Eip658Value, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction as _, TxEnvelope,
-    Typed2718 as _,
-};
+use alloy_consensus::{ReceiptEnvelope, Transaction as _, TxEnvelope, TxType, Typed2718 as _};
 use alloy_primitives::Bloom;
 use alloy_rpc_types_eth::{Block as RpcBlock, Transaction as RpcTransaction};
 use revm::bytecode::Bytecode;
@@ -325,26 +322,12 @@ pub fn check_header(
     logs_bloom: Bloom,
     receipts_root: B256,
 ) -> HeaderCheck {
-    let receipts: Vec<ReceiptEnvelope> = output
-        .results
+    // Unknown types count as legacy; a count mismatch gives no receipts, so no match.
+    let tx_types = block
+        .txs
         .iter()
-        .zip(&block.txs)
-        .map(|(result, tx)| {
-            let receipt = Receipt {
-                status: Eip658Value::Eip658(result.is_success()),
-                cumulative_gas_used: result.cumulative_gas_used,
-                logs: result.logs().to_vec(),
-            };
-            let with_bloom = ReceiptWithBloom::from(receipt);
-            match tx.tx_type {
-                1 => ReceiptEnvelope::Eip2930(with_bloom),
-                2 => ReceiptEnvelope::Eip1559(with_bloom),
-                3 => ReceiptEnvelope::Eip4844(with_bloom),
-                4 => ReceiptEnvelope::Eip7702(with_bloom),
-                _ => ReceiptEnvelope::Legacy(with_bloom),
-            }
-        })
-        .collect();
+        .map(|tx| TxType::try_from(tx.tx_type).unwrap_or(TxType::Legacy));
+    let receipts: Vec<ReceiptEnvelope> = output.receipts(tx_types).unwrap_or_default();
     let mut bloom = Bloom::default();
     for receipt in &receipts {
         bloom.accrue_bloom(receipt.logs_bloom());

@@ -2,8 +2,9 @@
 //! same `BlockExecutionResult` (receipts, requests, gas, blob gas) and the same `BundleState`
 //! after `merge_transitions(Reverts)`, on every mainnet block, the generated workloads at
 //! several worker counts, self-destruct and pre-Spurious-Dragon blocks, a batch of two blocks
-//! in one `State` and a Prague block with system-contract requests; and the same error, by
-//! its text, for invalid blocks.
+//! in one `State` and Prague blocks with system-contract requests and EIP-6110 deposits; the
+//! same error, by its text, for invalid blocks; and, on the mainnet blocks, the receipts of
+//! `BlockOutput::into_receipts` equal alloy-evm's.
 #![cfg(feature = "alloy-evm")]
 
 mod common;
@@ -241,6 +242,30 @@ mod receipt_root {
     }
 }
 
+/// The receipts of `block` from the engine alone ([`blockstm_evm::execute`], no system calls)
+/// through `BlockOutput::into_receipts`, typed by the block's envelopes.
+fn own_receipts(
+    storage: &InMemoryStorage,
+    block: &TestBlock,
+) -> Result<Vec<alloy_consensus::ReceiptEnvelope>, String> {
+    let engine_block = blockstm_evm::Block {
+        env: block.env.block_env.clone(),
+        cfg: block.env.cfg_env.clone(),
+        txs: block.txs.clone(),
+    };
+    let options = Options {
+        sequential_below: Some(0),
+        ..Options::with_concurrency(2)
+    };
+    let output = blockstm_evm::execute(storage, &engine_block, &options)
+        .map_err(|error| error.to_string())?;
+    let tx_types = block.recovered.iter().map(|tx| tx.tx_type());
+    let (receipts, _state) = output
+        .into_receipts(tx_types)
+        .map_err(|error| error.to_string())?;
+    Ok(receipts)
+}
+
 #[test]
 fn mainnet_blocks_execute_as_alloy_evms_executor() {
     let Some(dir) = mainnet_dir("alloy-evm mainnet comparison") else {
@@ -250,6 +275,7 @@ fn mainnet_blocks_execute_as_alloy_evms_executor() {
     let numbers = data.block_numbers().unwrap();
     assert!(!numbers.is_empty(), "no blocks under {}", dir.display());
     let (mut failures, mut roots, mut compared) = (Vec::new(), 0, 0);
+    let (mut own_equal, mut own_roots) = (0, 0);
     for number in &numbers {
         let path = dir.join(format!("blocks/{number}/block.json"));
         let rpc: RpcBlock<RpcTransaction> =
@@ -295,15 +321,40 @@ fn mainnet_blocks_execute_as_alloy_evms_executor() {
                 )),
             }
         }
+        // `BlockOutput::into_receipts` on the engine's own output (no alloy-evm executor):
+        // alloy-evm's receipts, and the chain's root.
+        match own_receipts(&storage, &block) {
+            Ok(receipts) => {
+                let (expected, _) = run(&storage, &block, &Mode::Alloy);
+                match expected {
+                    Ok(expected) if expected.receipts == receipts => own_equal += 1,
+                    other => failures.push(format!(
+                        "block {number}: into_receipts differs from alloy-evm's ({})",
+                        summary(&other)
+                    )),
+                }
+                if spec_id.is_enabled_in(SpecId::BYZANTIUM) {
+                    if receipts_root(&receipts) == header.receipts_root {
+                        own_roots += 1;
+                    } else {
+                        failures.push(format!("block {number}: into_receipts root mismatch"));
+                    }
+                }
+            }
+            Err(error) => failures.push(format!("block {number}: into_receipts: {error}")),
+        }
     }
     println!(
         "{} mainnet blocks, {compared} runs compared with alloy-evm, {roots} receipts roots \
-         matched, {} failures",
+         matched; into_receipts: {own_equal} equal to alloy-evm's, {own_roots} roots matched; \
+         {} failures",
         numbers.len(),
         failures.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(roots * 2 > numbers.len(), "only {roots} receipts roots");
+    assert_eq!(own_equal, numbers.len());
+    assert_eq!(own_roots, roots);
 }
 
 #[test]
@@ -487,12 +538,16 @@ fn two_blocks_in_one_state_execute_as_alloy_evms_executor() {
     }
 }
 
-/// A Prague block over the system contracts (EIP-4788, 2935, 7002, 7251), with transactions
-/// that queue withdrawal and consolidation requests, and a withdrawal.
-fn prague_block() -> (InMemoryStorage, TestBlock) {
-    use alloy_eips::{eip2935, eip4788, eip7002, eip7251};
+/// A Prague block over the system contracts (EIP-4788, 2935, 7002, 7251) and a stand-in for
+/// the deposit contract, with transactions that queue withdrawal and consolidation requests,
+/// `deposits` transactions that make deposits (one each, numbered from 0, interleaved with the
+/// others), and a withdrawal.
+fn prague_block(deposits: usize) -> (InMemoryStorage, TestBlock) {
+    use alloy_eips::{eip2935, eip4788, eip6110, eip7002, eip7251};
     let senders: Vec<Address> = (1..=6).map(|i| addr(0x10 + i)).collect();
-    let mut storage = funded(&senders);
+    let depositors: Vec<Address> = (0..deposits).map(|i| addr(0x30 + i as u8)).collect();
+    let mut storage = funded(&[senders.as_slice(), depositors.as_slice()].concat());
+    let deposit_contract = deposit_contract_code();
     for (address, runtime) in [
         (eip4788::BEACON_ROOTS_ADDRESS, &eip4788::BEACON_ROOTS_CODE),
         (
@@ -507,6 +562,7 @@ fn prague_block() -> (InMemoryStorage, TestBlock) {
             eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
             &eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_CODE,
         ),
+        (eip6110::MAINNET_DEPOSIT_CONTRACT_ADDRESS, &deposit_contract),
     ] {
         storage.insert_account(address, U256::ZERO, 1, Some(code(runtime)));
     }
@@ -523,6 +579,16 @@ fn prague_block() -> (InMemoryStorage, TestBlock) {
         };
         // The fee is 1 wei while the queues are short; more is accepted.
         txs.push(call(*sender, 0, to, U256::from(10), data.into()));
+        if let Some(depositor) = depositors.get(i) {
+            let event = deposit_event_data(&deposit_fields(i));
+            let to = eip6110::MAINNET_DEPOSIT_CONTRACT_ADDRESS;
+            txs.push(call(*depositor, 0, to, U256::ZERO, event.into()));
+        }
+    }
+    for (i, depositor) in depositors.iter().enumerate().skip(senders.len()) {
+        let event = deposit_event_data(&deposit_fields(i));
+        let to = eip6110::MAINNET_DEPOSIT_CONTRACT_ADDRESS;
+        txs.push(call(*depositor, 0, to, U256::ZERO, event.into()));
     }
     // Plain transfers between the senders, so the block has independent work too.
     for (i, sender) in senders.iter().enumerate() {
@@ -551,9 +617,47 @@ fn prague_block() -> (InMemoryStorage, TestBlock) {
     (storage, block)
 }
 
+/// Runtime code standing in for the deposit contract: emits the call data as the data of a
+/// `DepositEvent` log (`CALLDATACOPY(0, 0, CALLDATASIZE); LOG1(0, CALLDATASIZE, topic)`).
+fn deposit_contract_code() -> Bytes {
+    let topic = alloy_primitives::keccak256("DepositEvent(bytes,bytes,bytes,bytes,bytes)");
+    let mut code = vec![0x36, 0x60, 0x00, 0x60, 0x00, 0x37, 0x7f];
+    code.extend_from_slice(topic.as_slice());
+    code.extend_from_slice(&[0x36, 0x60, 0x00, 0xa1, 0x00]);
+    code.into()
+}
+
+/// Deposit `i`'s `DepositEvent` fields, sized as the deposit contract emits them: public key
+/// (48 bytes), withdrawal credentials (32), amount (8, little-endian gwei), signature (96),
+/// index (8, little-endian).
+fn deposit_fields(i: usize) -> [Vec<u8>; 5] {
+    let byte = 0xa0 + i as u8;
+    [
+        vec![byte; 48],
+        vec![byte.wrapping_add(1); 32],
+        (32_000_000_000u64 + i as u64).to_le_bytes().to_vec(),
+        vec![byte.wrapping_add(2); 96],
+        (i as u64).to_le_bytes().to_vec(),
+    ]
+}
+
+/// The ABI encoding of `DepositEvent(bytes, bytes, bytes, bytes, bytes)`'s data: one offset
+/// per field, then each field's length and its bytes, padded to 32 bytes.
+fn deposit_event_data(fields: &[Vec<u8>]) -> Vec<u8> {
+    let (mut head, mut tail) = (Vec::new(), Vec::new());
+    for field in fields {
+        head.extend_from_slice(&U256::from(32 * fields.len() + tail.len()).to_be_bytes::<32>());
+        tail.extend_from_slice(&U256::from(field.len()).to_be_bytes::<32>());
+        tail.extend_from_slice(field);
+        tail.resize(tail.len().next_multiple_of(32), 0);
+    }
+    head.extend_from_slice(&tail);
+    head
+}
+
 #[test]
 fn a_prague_block_with_requests_executes_as_alloy_evms_executor() {
-    let (storage, block) = prague_block();
+    let (storage, block) = prague_block(0);
     for mode in [forced(1), forced(2), forced(4)] {
         if let Some(difference) = compare(&storage, &block, &mode) {
             panic!("{mode:?}: {difference}");
@@ -576,6 +680,46 @@ fn a_prague_block_with_requests_executes_as_alloy_evms_executor() {
     // The withdrawal was paid (5 gwei).
     let paid = bundle.state[&addr(0x77)].info.as_ref().unwrap().balance;
     assert_eq!(paid, U256::from(5_000_000_000u64));
+}
+
+#[test]
+fn a_prague_block_with_deposits_executes_as_alloy_evms_executor() {
+    // More deposits than other senders: some interleaved, the rest in a row.
+    let deposits = 8;
+    let (storage, block) = prague_block(deposits);
+    for mode in [forced(1), forced(2), forced(4)] {
+        if let Some(difference) = compare(&storage, &block, &mode) {
+            panic!("{mode:?}: {difference}");
+        }
+    }
+    let (outcome, _) = run(&storage, &block, &forced(2));
+    let result = outcome.unwrap();
+    assert!(
+        result.receipts.iter().all(|r| r.status()),
+        "every call succeeds"
+    );
+    // Deposit (0x00), withdrawal (0x01) and consolidation (0x02) requests: the deposits are
+    // parsed from the receipts the parallel executor built, in block order.
+    let types: Vec<u8> = result
+        .requests
+        .iter()
+        .map(|request| request.first().copied().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        types,
+        vec![0x00, 0x01, 0x02],
+        "requests {:?}",
+        result.requests
+    );
+    let mut expected = vec![alloy_eips::eip6110::DEPOSIT_REQUEST_TYPE];
+    for i in 0..deposits {
+        expected.extend(deposit_fields(i).concat());
+    }
+    assert_eq!(expected.len(), 1 + deposits * 192);
+    assert_eq!(
+        result.requests.iter().next().unwrap().as_ref(),
+        &expected[..]
+    );
 }
 
 /// Records which accounts each commit into the `State` carried.
