@@ -302,10 +302,18 @@ impl BlockBuilder {
         candidates: impl IntoIterator<Item = C>,
     ) -> Range<usize> {
         let first = self.pushed;
+        let candidates = candidates.into_iter();
         let mut inbox = lock(&self.shared.inbox);
+        inbox.pending.reserve(candidates.size_hint().0);
         for candidate in candidates {
             inbox.pending.push_back((self.pushed, candidate.into()));
             self.pushed += 1;
+            // Let an idle driver start on the first ones while the rest are queued.
+            if (self.pushed - first).is_multiple_of(EXTEND_CHUNK) {
+                drop(inbox);
+                self.shared.arrived.notify_one();
+                inbox = lock(&self.shared.inbox);
+            }
         }
         drop(inbox);
         self.shared.arrived.notify_one();
@@ -399,6 +407,9 @@ impl Drop for BlockBuilder {
         }
     }
 }
+
+/// Candidates `extend` queues before it lets the driver see them.
+const EXTEND_CHUNK: usize = 64;
 
 /// What the caller and the driver share.
 #[derive(Default)]

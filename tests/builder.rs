@@ -526,3 +526,58 @@ fn an_empty_build_is_an_empty_block() {
     assert_eq!(built.stats.rounds, 0);
     assert_eq!(built.block.spec(), SpecId::PRAGUE);
 }
+
+#[test]
+fn blob_gas_is_limited_per_block_like_gas() {
+    use blockstm_evm::revm::primitives::B256;
+    // Prague: at most 9 blobs per block. Ten one-blob candidates, then a two-blob one when a
+    // single blob is left, then one more one-blob candidate that still fits.
+    let workload = WorkloadSpec::new(WorkloadKind::Raw, 13).generate().unwrap();
+    let blob_tx = |index: usize, blobs: usize| {
+        let mut tx = workload.block.txs[index].clone();
+        tx.tx_type = 3;
+        tx.max_fee_per_blob_gas = 1_000_000;
+        tx.blob_hashes = (0..blobs)
+            .map(|i| {
+                let mut hash = B256::repeat_byte(i as u8 + 1);
+                hash.0[0] = 1; // the KZG version
+                hash
+            })
+            .collect();
+        Candidate::new(tx)
+    };
+    let mut candidates: Vec<Candidate> = (0..8).map(|i| blob_tx(i, 1)).collect();
+    candidates.push(blob_tx(8, 2)); // 10 blobs: over by one
+    candidates.push(blob_tx(9, 1)); // the ninth blob
+    candidates.push(blob_tx(10, 1)); // none left
+    let storage = Arc::new(workload.storage);
+    let (_, built) = build_and_check(
+        storage,
+        &workload.block.env,
+        &workload.block.cfg,
+        &candidates,
+        options(2, 4, 8),
+        3,
+    );
+    assert_eq!(built.included, vec![0, 1, 2, 3, 4, 5, 6, 7, 9]);
+    const BLOB: u64 = 131_072;
+    assert_eq!(
+        built.excluded,
+        vec![
+            (
+                8,
+                Exclusion::OverBlobGasLimit {
+                    blob_gas: 2 * BLOB,
+                    available: BLOB
+                }
+            ),
+            (
+                10,
+                Exclusion::OverBlobGasLimit {
+                    blob_gas: BLOB,
+                    available: 0
+                }
+            ),
+        ]
+    );
+}

@@ -11,7 +11,7 @@ use revm::primitives::eip4844::{
 };
 use revm::primitives::hardfork::SpecId;
 
-use super::{BuildStats, BuilderOptions, Candidate, Decision, Exclusion, Outcome, Shared, lock};
+use super::{BuildStats, BuilderOptions, Decision, Exclusion, Outcome, Shared, lock};
 use crate::block::Block;
 use crate::error::BlockError;
 use crate::executor::Executor;
@@ -44,6 +44,20 @@ pub(super) struct Finished {
 enum Entry {
     Run,
     Excluded(Exclusion),
+}
+
+/// The candidates one round takes.
+struct Round {
+    /// The transactions to run, in candidate order.
+    txs: Vec<TxEnv>,
+    /// Per transaction: leave it out if it reverts.
+    drop_if_reverted: Vec<bool>,
+    /// Per transaction: its candidate number.
+    numbers: Vec<usize>,
+    /// Every candidate taken, run or already excluded, in order.
+    entries: Vec<(usize, Entry)>,
+    /// Candidates still waiting after this round's.
+    waiting: usize,
 }
 
 /// The block's gas so far.
@@ -86,21 +100,21 @@ where
             deferred_teardown: false,
             ..self.options.execution.clone()
         };
-        while let Some((candidates, entries, waiting)) =
-            self.next_round(round_size, &used, max_blob_gas)
+        while let Some(Round {
+            txs: round_txs,
+            drop_if_reverted,
+            numbers,
+            entries,
+            waiting,
+        }) = self.next_round(round_size, &used, max_blob_gas)
         {
             let started = Instant::now();
             stats.rounds += 1;
             stats.largest_round = stats.largest_round.max(entries.len());
-            let drop_if_reverted: Vec<bool> = candidates
-                .iter()
-                .map(|(_, c)| c.drop_if_reverted || self.options.drop_reverted)
-                .collect();
-            let numbers: Vec<usize> = candidates.iter().map(|(number, _)| *number).collect();
             let block = Block {
                 env: self.env.clone(),
                 cfg: self.cfg.clone(),
-                txs: candidates.into_iter().map(|(_, c)| c.tx).collect(),
+                txs: round_txs,
             };
             let run = if block.txs.is_empty() {
                 None
@@ -176,7 +190,11 @@ where
             }
             state.append_accounts(round_state, &vanished);
             stats.busy += started.elapsed();
-            lock(&self.shared.log).decisions.extend(decisions);
+            {
+                let mut log = lock(&self.shared.log);
+                log.decisions.reserve(decisions.len() + waiting);
+                log.decisions.extend(decisions);
+            }
             self.shared.decided.notify_all();
             round_size = round_size
                 .saturating_mul(2)
@@ -190,12 +208,7 @@ where
     /// limits all fit in the gas left, plus those before them that cannot fit at all
     /// (excluded). `None` once the inbox is closed and empty.
     #[allow(clippy::type_complexity)]
-    fn next_round(
-        &self,
-        round_size: usize,
-        used: &GasUsed,
-        max_blob_gas: u64,
-    ) -> Option<(Vec<(usize, Candidate)>, Vec<(usize, Entry)>, usize)> {
+    fn next_round(&self, round_size: usize, used: &GasUsed, max_blob_gas: u64) -> Option<Round> {
         let mut inbox = lock(&self.shared.inbox);
         while inbox.pending.is_empty() && !inbox.closed {
             inbox = self
@@ -210,9 +223,15 @@ where
         let available = self.env.gas_limit.saturating_sub(used.gas);
         let blob_available = max_blob_gas.saturating_sub(used.blob_gas);
         let (mut planned, mut planned_blob) = (0u64, 0u64);
-        let mut candidates = Vec::new();
-        let mut entries = Vec::new();
-        while candidates.len() < round_size {
+        let expected = round_size.min(inbox.pending.len());
+        let mut round = Round {
+            txs: Vec::with_capacity(expected),
+            drop_if_reverted: Vec::with_capacity(expected),
+            numbers: Vec::with_capacity(expected),
+            entries: Vec::with_capacity(expected),
+            waiting: 0,
+        };
+        while round.txs.len() < round_size {
             let Some((_, front)) = inbox.pending.front() else {
                 break;
             };
@@ -238,11 +257,16 @@ where
             };
             let (number, candidate) = inbox.pending.pop_front().expect("front exists");
             if matches!(entry, Entry::Run) {
-                candidates.push((number, candidate));
+                round.txs.push(candidate.tx);
+                round.numbers.push(number);
+                round
+                    .drop_if_reverted
+                    .push(candidate.drop_if_reverted || self.options.drop_reverted);
             }
-            entries.push((number, entry));
+            round.entries.push((number, entry));
         }
-        Some((candidates, entries, inbox.pending.len()))
+        round.waiting = inbox.pending.len();
+        Some(round)
     }
 }
 
