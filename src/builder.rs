@@ -183,6 +183,19 @@ pub struct BuildStats {
     pub busy: Duration,
 }
 
+/// Storage a builder can own and read from its driver thread: any `DatabaseRef` that is
+/// `Send + Sync + 'static` with a `Send + Sync` error (an `Arc` of a state provider, revm's
+/// `CacheDB`, [`InMemoryStorage`](crate::InMemoryStorage)).
+pub trait BuilderStorage:
+    DatabaseRef<Error: Send + Sync + 'static> + Send + Sync + 'static
+{
+}
+
+impl<S> BuilderStorage for S where
+    S: DatabaseRef<Error: Send + Sync + 'static> + Send + Sync + 'static
+{
+}
+
 /// Builds a block from candidates pushed while earlier ones execute. See the [module
 /// docs](self) for the rules.
 ///
@@ -236,8 +249,7 @@ impl BlockBuilder {
         options: BuilderOptions,
     ) -> std::io::Result<Self>
     where
-        S: DatabaseRef + Send + Sync + 'static,
-        S::Error: Send + Sync + 'static,
+        S: BuilderStorage,
     {
         Self::start(None, storage, env, cfg, options)
     }
@@ -251,8 +263,7 @@ impl BlockBuilder {
         options: BuilderOptions,
     ) -> std::io::Result<Self>
     where
-        S: DatabaseRef + Send + Sync + 'static,
-        S::Error: Send + Sync + 'static,
+        S: BuilderStorage,
     {
         Self::start(Some(executor), storage, env, cfg, options)
     }
@@ -265,8 +276,7 @@ impl BlockBuilder {
         options: BuilderOptions,
     ) -> std::io::Result<Self>
     where
-        S: DatabaseRef + Send + Sync + 'static,
-        S::Error: Send + Sync + 'static,
+        S: BuilderStorage,
     {
         let shared = Arc::new(Shared::default());
         let driver = driver::Driver {

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
-use revm::database_interface::DatabaseRef;
 use revm::primitives::eip4844::{
     GAS_PER_BLOB, MAX_BLOB_GAS_PER_BLOCK_CANCUN, MAX_BLOB_GAS_PER_BLOCK_PRAGUE,
 };
 use revm::primitives::hardfork::SpecId;
 
-use super::{BuildStats, BuilderOptions, Decision, Exclusion, Outcome, Shared, lock};
+use super::{
+    BuildStats, BuilderOptions, BuilderStorage, Decision, Exclusion, Outcome, Shared, lock,
+};
 use crate::block::Block;
 use crate::error::BlockError;
 use crate::executor::Executor;
@@ -66,11 +67,7 @@ struct GasUsed {
     blob_gas: u64,
 }
 
-impl<S> Driver<S>
-where
-    S: DatabaseRef + Send + Sync + 'static,
-    S::Error: Send + Sync + 'static,
-{
+impl<S: BuilderStorage> Driver<S> {
     pub(super) fn run(self) -> Result<Finished, BlockError> {
         // Wakes `wait_committed` callers however the driver ends, panics included.
         let _stopped = StopOnDrop(&self.shared);
