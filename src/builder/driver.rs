@@ -144,13 +144,13 @@ impl<S: BuilderStorage> Driver<S> {
                     Entry::Excluded(Exclusion::OverGasLimit { gas_limit, .. }) => {
                         Outcome::Excluded(Exclusion::OverGasLimit {
                             gas_limit,
-                            available: self.env.gas_limit - used.gas,
+                            available: self.env.gas_limit.saturating_sub(used.gas),
                         })
                     }
                     Entry::Excluded(Exclusion::OverBlobGasLimit { blob_gas, .. }) => {
                         Outcome::Excluded(Exclusion::OverBlobGasLimit {
                             blob_gas,
-                            available: max_blob_gas - used.blob_gas,
+                            available: max_blob_gas.saturating_sub(used.blob_gas),
                         })
                     }
                     Entry::Excluded(reason) => Outcome::Excluded(reason),
@@ -176,7 +176,7 @@ impl<S: BuilderStorage> Driver<S> {
                 };
                 decisions.push(Decision { candidate, outcome });
             }
-            // Room for this round's accounts and, at two or three per candidate, those of the
+            // Room for this round's accounts and, at about two per candidate, those of the
             // candidates already waiting: the map then grows (and moves its entries) about
             // once per burst of arrivals instead of at every round.
             let needed = state.accounts.len() + round_state.accounts.len();
@@ -204,7 +204,6 @@ impl<S: BuilderStorage> Driver<S> {
     /// Waits for candidates and takes the next round: up to `round_size` candidates whose gas
     /// limits all fit in the gas left, plus those before them that cannot fit at all
     /// (excluded). `None` once the inbox is closed and empty.
-    #[allow(clippy::type_complexity)]
     fn next_round(&self, round_size: usize, used: &GasUsed, max_blob_gas: u64) -> Option<Round> {
         let mut inbox = lock(&self.shared.inbox);
         while inbox.pending.is_empty() && !inbox.closed {
@@ -244,7 +243,9 @@ impl<S: BuilderStorage> Driver<S> {
                     blob_gas: blob,
                     available: blob_available,
                 })
-            } else if planned + gas_limit > available || planned_blob + blob > blob_available {
+            } else if planned.saturating_add(gas_limit) > available
+                || planned_blob.saturating_add(blob) > blob_available
+            {
                 // Whether it fits depends on this round's results: it waits for the next.
                 break;
             } else {
