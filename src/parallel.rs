@@ -100,7 +100,8 @@ impl Options {
 }
 
 /// Executes `block` on `storage` in parallel and returns exactly what
-/// [`execute_sequential`](crate::execute_sequential) returns: the same results, state changes, or error (the lowest failing transaction).
+/// [`execute_sequential`](crate::execute_sequential) returns: the same results, state
+/// changes, or error (the lowest failing transaction).
 ///
 /// ```
 /// use blockstm_evm::{execute, execute_sequential, Options, workloads::{WorkloadKind, WorkloadSpec}};
@@ -518,10 +519,11 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
     }
 }
 
-/// Included transactions' results in block order with the excluded ones beside them, or the
-/// lowest failing transaction's error (under [`Rules::Block`], any invalid one).
+/// Included transactions' results in block order, and the excluded ones with why.
 type Tally = (Vec<TxResult>, Vec<(usize, Exclusion)>);
 
+/// The run's [`Tally`], or the lowest failing transaction's error (under [`Rules::Block`], any
+/// invalid one).
 fn results<E: std::error::Error + Send + Sync + 'static>(
     slots: Vec<CachePadded<Mutex<TxSlot<'_, E>>>>,
     rules: Rules<'_>,
