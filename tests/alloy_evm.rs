@@ -655,9 +655,16 @@ fn deposit_event_data(fields: &[Vec<u8>]) -> Vec<u8> {
     head
 }
 
-#[test]
-fn a_prague_block_with_requests_executes_as_alloy_evms_executor() {
-    let (storage, block) = prague_block(0);
+/// Runs `prague_block(deposits)`: equal to alloy-evm's executor at 1, 2 and 4 workers, every
+/// call succeeding; returns the 2-worker result, its bundle and the types of its requests.
+fn prague_requests(
+    deposits: usize,
+) -> (
+    BlockExecutionResult<alloy_consensus::ReceiptEnvelope>,
+    BundleState,
+    Vec<u8>,
+) {
+    let (storage, block) = prague_block(deposits);
     for mode in [forced(1), forced(2), forced(4)] {
         if let Some(difference) = compare(&storage, &block, &mode) {
             panic!("{mode:?}: {difference}");
@@ -669,13 +676,19 @@ fn a_prague_block_with_requests_executes_as_alloy_evms_executor() {
         result.receipts.iter().all(|r| r.status()),
         "every call succeeds"
     );
-    // Withdrawal (0x01) and consolidation (0x02) requests, dequeued by the post-block system
-    // calls from the queues the parallel transactions filled.
-    let types: Vec<u8> = result
+    let types = result
         .requests
         .iter()
         .map(|request| request.first().copied().unwrap_or_default())
         .collect();
+    (result, bundle, types)
+}
+
+#[test]
+fn a_prague_block_with_requests_executes_as_alloy_evms_executor() {
+    let (result, bundle, types) = prague_requests(0);
+    // Withdrawal (0x01) and consolidation (0x02) requests, dequeued by the post-block system
+    // calls from the queues the parallel transactions filled.
     assert_eq!(types, vec![0x01, 0x02], "requests {:?}", result.requests);
     // The withdrawal was paid (5 gwei).
     let paid = bundle.state[&addr(0x77)].info.as_ref().unwrap().balance;
@@ -686,25 +699,9 @@ fn a_prague_block_with_requests_executes_as_alloy_evms_executor() {
 fn a_prague_block_with_deposits_executes_as_alloy_evms_executor() {
     // More deposits than other senders: some interleaved, the rest in a row.
     let deposits = 8;
-    let (storage, block) = prague_block(deposits);
-    for mode in [forced(1), forced(2), forced(4)] {
-        if let Some(difference) = compare(&storage, &block, &mode) {
-            panic!("{mode:?}: {difference}");
-        }
-    }
-    let (outcome, _) = run(&storage, &block, &forced(2));
-    let result = outcome.unwrap();
-    assert!(
-        result.receipts.iter().all(|r| r.status()),
-        "every call succeeds"
-    );
+    let (result, _, types) = prague_requests(deposits);
     // Deposit (0x00), withdrawal (0x01) and consolidation (0x02) requests: the deposits are
     // parsed from the receipts the parallel executor built, in block order.
-    let types: Vec<u8> = result
-        .requests
-        .iter()
-        .map(|request| request.first().copied().unwrap_or_default())
-        .collect();
     assert_eq!(
         types,
         vec![0x00, 0x01, 0x02],
