@@ -5,6 +5,7 @@
 //! within a preemption bound (`LOOM_MAX_PREEMPTIONS`, [`DEFAULT_PREEMPTIONS`] when unset) and
 //! prints how many executions it explored.
 
+mod location;
 mod mv_memory;
 mod scheduler;
 

@@ -1,6 +1,7 @@
 //! [`Executor`]: the engine with its persistent worker pool, built once and reused for every
 //! block. The free [`execute`](crate::execute) uses a process-wide default built on first use.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use bumpalo::Bump;
@@ -32,6 +33,10 @@ pub struct Executor {
     pub(crate) pool: WorkerPool,
     /// Worker `i`'s arena and buffers, kept across blocks (their memory stays on `i`'s node).
     states: Mutex<Vec<WorkerState>>,
+    /// Locations the last block met during execution (beyond those its plan predicted), per
+    /// 100 transactions, plus one (zero: no block yet). Sizes the next block's location table:
+    /// consecutive blocks of a chain are alike.
+    unpredicted_per_100_txs: AtomicUsize,
 }
 
 impl Executor {
@@ -50,6 +55,7 @@ impl Executor {
         Ok(Self {
             pool,
             states: Mutex::new(states),
+            unpredicted_per_100_txs: AtomicUsize::new(0),
         })
     }
 
@@ -111,6 +117,22 @@ impl Executor {
     /// dispatch and wake-up cost, for benchmarks.
     pub fn pool_run_empty(&self, workers: usize) {
         let _ = self.pool.run(workers, &|_| {});
+    }
+
+    /// How many locations a block of `txs` transactions is expected to meet during execution,
+    /// from the last block's density (`None` before the first block).
+    pub(crate) fn expected_unpredicted(&self, txs: usize) -> Option<usize> {
+        match self.unpredicted_per_100_txs.load(Ordering::Relaxed) {
+            0 => None,
+            density => Some(txs.saturating_mul(density - 1) / 100),
+        }
+    }
+
+    /// Records how many locations a block of `txs` transactions met during execution.
+    pub(crate) fn record_unpredicted(&self, txs: usize, unpredicted: usize) {
+        let density = unpredicted.saturating_mul(100) / txs.max(1);
+        self.unpredicted_per_100_txs
+            .store(density.saturating_add(1), Ordering::Relaxed);
     }
 
     /// The first `count` workers' states, their arenas reset (a concurrent block gets fresh

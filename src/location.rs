@@ -7,16 +7,19 @@
 //! [`PredictedAccounts`]) get their ids in the block's plan, in the same pass and the same
 //! map look-ups that find the plan's dependencies, and are looked up during execution in that
 //! map, read-only (no lock, no shared write); locations met during execution are added on the
-//! fly to a concurrent map. An id, once given, never changes for the rest of the block. Each
+//! fly to a lock-free table ([`id_table`]: one compare-and-swap per new location). An id, once
+//! given, never changes for the rest of the block. Each
 //! transaction keeps the ids of its sender and recipient ([`TxAccounts`]), so that its
 //! incarnations resolve the accounts they read most without a look-up at all.
 
+mod id_table;
+
 use std::sync::OnceLock;
 
-use dashmap::DashMap;
 use revm::primitives::map::AddressMap;
 use revm::primitives::{Address, U256};
 
+use self::id_table::{IdTable, Slot};
 use crate::mv_memory::TxIdx;
 use crate::segmented_vec::SegmentedVec;
 use crate::sync::{AtomicUsize, Ordering};
@@ -39,14 +42,6 @@ impl LocId {
         self.0 as usize
     }
 }
-
-type FastBuildHasher = revm::primitives::map::DefaultHashBuilder;
-
-/// Most shards of the location map (a power of two).
-const MAX_SHARDS: usize = 256;
-/// Expected locations per shard below [`MAX_SHARDS`]: small blocks get fewer shards, so that
-/// building and dropping the map costs little.
-const LOCATIONS_PER_SHARD: usize = 64;
 
 /// The ids of the accounts one transaction surely touches, found once per transaction (in
 /// the plan) so that its incarnations resolve them without a look-up.
@@ -122,10 +117,11 @@ pub(crate) struct LocationIndex {
     /// Ids `0..predicted.len()`: read-only.
     predicted: PredictedAccounts,
     /// Locations met during execution, with ids from `predicted.len()` on.
-    ids: DashMap<Location, LocId, FastBuildHasher>,
+    ids: IdTable,
     next: AtomicUsize,
     /// Each id's location from `predicted.len()` on, set by the thread that gave the id before
-    /// the id is published in the map: output assembly walks ids in order instead of the map.
+    /// the id is published in the table: the table compares locations here, and output
+    /// assembly walks ids in order.
     locations: SegmentedVec<OnceLock<Location>>,
 }
 
@@ -133,25 +129,22 @@ impl LocationIndex {
     /// The beneficiary's id: it is predicted first.
     pub(crate) const BENEFICIARY: LocId = LocId(0);
 
-    /// An index holding the `predicted` accounts, with room for about `capacity` more
-    /// locations.
-    pub(crate) fn new(predicted: PredictedAccounts, capacity: usize) -> Self {
+    /// An index holding the `predicted` accounts, with room for about `expected` locations
+    /// met during execution.
+    pub(crate) fn new(predicted: PredictedAccounts, expected: usize) -> Self {
         let first_unpredicted = predicted.len();
         Self {
             predicted,
-            // Many shards for large blocks: two workers rarely share a shard's lock word (a
-            // read lock still writes it), which would bounce its cache line between cores.
-            ids: DashMap::with_capacity_and_hasher_and_shard_amount(
-                capacity,
-                FastBuildHasher::default(),
-                (capacity / LOCATIONS_PER_SHARD)
-                    .next_power_of_two()
-                    .clamp(8, MAX_SHARDS),
-            ),
+            ids: IdTable::new(expected),
             next: AtomicUsize::new(first_unpredicted),
             // Buckets are allocated by the workers that first give an id in them.
             locations: SegmentedVec::with_capacity(0),
         }
+    }
+
+    /// Number of ids given to locations met during execution (not predicted by the plan).
+    pub(crate) fn unpredicted(&self) -> usize {
+        self.len() - self.predicted.len()
     }
 
     /// An index holding the accounts `block_txs` name, with `beneficiary` first (the plan's).
@@ -173,16 +166,23 @@ impl LocationIndex {
         {
             return id;
         }
-        if let Some(id) = self.ids.get(&location) {
-            return *id;
+        let unpredicted = |id: LocId| self.locations.get(id.index() - self.predicted.len());
+        let is_location = |id: LocId| unpredicted(id).get() == Some(&location);
+        match self
+            .ids
+            .find_or_claim(self.ids.hash(&location), is_location)
+        {
+            Slot::Found(id) => id,
+            Slot::Claimed(claim) => {
+                // Relaxed: ids only need to be unique; `publish` releases the location.
+                let id = self.next.fetch_add(1, Ordering::Relaxed);
+                let id = LocId(u32::try_from(id).expect("fewer than 2^32 locations in a block"));
+                // Only this thread sets it, and only here: the id is new.
+                let _ = unpredicted(id).set(location);
+                claim.publish(id);
+                id
+            }
         }
-        *self.ids.entry(location).or_insert_with(|| {
-            // Relaxed: ids only need to be unique; the map's shard lock publishes them.
-            let id = self.next.fetch_add(1, Ordering::Relaxed);
-            // Only this thread sets it, and only here: the id is new.
-            let _ = self.locations.get(id - self.predicted.len()).set(location);
-            LocId(u32::try_from(id).expect("fewer than 2^32 locations in a block"))
-        })
     }
 
     /// Number of ids given so far. Once the block's workers are joined, every id below it

@@ -219,7 +219,11 @@ where
     let delete_touched_empty = spec.is_enabled_in(SpecId::SPURIOUS_DRAGON);
     // Most transactions touch three or four locations.
     let expected_locations = txs * 4;
-    let index = LocationIndex::new(plan.take_predicted(), expected_locations);
+    // A pool remembers how many locations beyond the plan's its last block met.
+    let expected_unpredicted = executor
+        .and_then(|executor| executor.expected_unpredicted(txs))
+        .unwrap_or(expected_locations);
+    let index = LocationIndex::new(plan.take_predicted(), expected_unpredicted);
     let memory = MvMemory::new(txs, expected_locations, delete_touched_empty)
         .with_fee_lane(LocationIndex::BENEFICIARY);
     let executor = executor.filter(|executor| threads <= executor.pool.workers());
@@ -282,6 +286,9 @@ where
         return Err(BlockError::WorkerPanicked { message });
     }
     lock(&run.counts).record_into(&mut stats);
+    if let Some(executor) = executor {
+        executor.record_unpredicted(txs, index.unpredicted());
+    }
     let Run { slots, .. } = run;
     let phase = Instant::now();
     let (results, excluded) = results(slots, rules)?;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 /// small first bucket keeps a model's memory to a few cells.
 const FIRST: usize = if cfg!(loom) { 4 } else { 64 };
 /// Buckets: enough for `FIRST * (2^BUCKETS - 1)` elements, far beyond any block.
-const BUCKETS: usize = 32;
+pub(crate) const BUCKETS: usize = 32;
 
 pub(crate) struct SegmentedVec<T> {
     buckets: [AtomicPtr<T>; BUCKETS],
@@ -33,7 +33,8 @@ fn locate(index: usize) -> (usize, usize) {
     (bucket, index - bucket_start)
 }
 
-fn bucket_len(bucket: usize) -> usize {
+/// Elements in bucket `bucket`.
+pub(crate) fn bucket_len(bucket: usize) -> usize {
     FIRST << bucket
 }
 
@@ -61,6 +62,14 @@ impl<T: Default> SegmentedVec<T> {
         // elements (see `bucket`), `offset < bucket_len(bucket)` by `locate`, and buckets are
         // only freed in `drop`, which takes `&mut self`.
         unsafe { &*base.add(offset) }
+    }
+
+    /// The whole bucket `bucket` (`FIRST << bucket` elements), allocated on first use.
+    pub(crate) fn bucket_slice(&self, bucket: usize) -> &[T] {
+        let base = self.bucket(bucket);
+        // SAFETY: as in `get`: `base` points to `bucket_len(bucket)` initialised elements that
+        // live until `drop`.
+        unsafe { std::slice::from_raw_parts(base, bucket_len(bucket)) }
     }
 
     fn bucket(&self, bucket: usize) -> *mut T {

@@ -28,6 +28,26 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> impl std::ops::DerefMut<Target = T> +
     }
 }
 
+/// Waits a moment for another thread to finish a step that takes a few instructions: spins,
+/// then yields the core (the other thread may have been descheduled). Under loom, lets the
+/// model run the other threads.
+pub(crate) fn backoff(spins: &mut u32) {
+    #[cfg(loom)]
+    {
+        let _ = spins;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    {
+        if *spins < 64 {
+            *spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
 /// loom's atomics with `SeqCst` restored.
 ///
 /// loom models a `SeqCst` access as an `AcqRel` one (a documented limitation, tokio-rs/loom
