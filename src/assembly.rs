@@ -185,6 +185,8 @@ fn assemble_part<S: DatabaseRef>(
     accounts: &[(Address, AccountLocations)],
 ) -> AssembledPart<S::Error> {
     let mut out = Vec::with_capacity(accounts.len());
+    // MvMemory's pins nest in this one (see `parallel::Run::work_loop`).
+    let _pinned = crossbeam_epoch::pin();
     for (address, locations) in accounts {
         if let Some(assembled) = account_change(storage, memory, *address, locations)? {
             out.push((*address, assembled));

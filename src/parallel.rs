@@ -428,9 +428,18 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         // the cores from the workers that hold the tasks everyone waits for.
         let backoff = Backoff::new();
         while !self.abandoned.load(Ordering::SeqCst) {
+            // One epoch pin per task: MvMemory's own pins inside the task nest in it, and a
+            // nested pin skips the `SeqCst` fence that an outermost one costs (a dozen per
+            // transaction otherwise). Pinned only for the task, so reclamation goes on.
             task = match task.take() {
-                Some(Task::Execute(version)) => self.execute(&mut evm, version, counts),
-                Some(Task::Validate(version)) => self.validate(version, counts),
+                Some(Task::Execute(version)) => {
+                    let _pinned = crossbeam_epoch::pin();
+                    self.execute(&mut evm, version, counts)
+                }
+                Some(Task::Validate(version)) => {
+                    let _pinned = crossbeam_epoch::pin();
+                    self.validate(version, counts)
+                }
                 None if self.scheduler.done() => break,
                 None => {
                     crate::stress::point();
