@@ -50,14 +50,23 @@ fn without_code(mut info: AccountInfo) -> AccountInfo {
 /// dispatch and a wake-up) than it saves.
 const MIN_WORK_PER_PART: usize = 256;
 
+/// Fee-lane entries that cost about as much to fold as one account costs to assemble
+/// (measured on raw transfers: 10,000 fees took 0.8 ms, 10,000 accounts 2.2-2.8 ms).
+const LANE_ENTRIES_PER_ACCOUNT: usize = 3;
+
 /// Splits `accounts` into at most `threads` consecutive ranges of about equal work (an
-/// account's location and its slots): a token contract with thousands of written slots
-/// weighs as much as thousands of senders.
+/// account's location, its slots and, for the beneficiary, the fees it folds: `lane_entries`
+/// of an account id): a token contract with thousands of written slots weighs as much as
+/// thousands of senders, and so does the beneficiary of thousands of transactions.
 fn split_by_work(
     accounts: &[(Address, AccountLocations)],
     threads: usize,
+    lane_entries: impl Fn(LocId) -> usize,
 ) -> Vec<std::ops::Range<usize>> {
-    let work = |(_, locations): &(Address, AccountLocations)| 1 + locations.slots.len();
+    let work = |(_, locations): &(Address, AccountLocations)| {
+        let lane = locations.account.map_or(0, &lane_entries);
+        1 + locations.slots.len() + lane / LANE_ENTRIES_PER_ACCOUNT
+    };
     let total: usize = accounts.iter().map(work).sum();
     let parts = total.div_ceil(MIN_WORK_PER_PART).clamp(1, threads.max(1));
     let per_part = total.div_ceil(parts).max(1);
@@ -83,7 +92,7 @@ pub(crate) fn state_changes<S: DatabaseRef + Sync>(
     workers: &Workers<'_>,
 ) -> Result<(StateChanges, Vec<Address>), BlockError> {
     let accounts = written_accounts(memory, index);
-    let parts = split_by_work(&accounts, workers.threads());
+    let parts = split_by_work(&accounts, workers.threads(), |id| memory.lane_entries(id));
     let assembled: Vec<Mutex<Option<AssembledPart<S::Error>>>> =
         (0..parts.len()).map(|_| Mutex::new(None)).collect();
     workers
@@ -288,6 +297,10 @@ mod tests {
             .collect()
     }
 
+    fn no_lane(_: LocId) -> usize {
+        0
+    }
+
     fn assert_contiguous(ranges: &[std::ops::Range<usize>], len: usize) {
         assert_eq!(ranges.first().map(|r| r.start), Some(0));
         assert_eq!(ranges.last().map(|r| r.end), Some(len));
@@ -303,22 +316,34 @@ mod tests {
         let mut counts = vec![0; 1_000];
         counts.insert(0, 1_000);
         let all = accounts(&counts);
-        let ranges = split_by_work(&all, 2);
+        let ranges = split_by_work(&all, 2, no_lane);
         assert_eq!(ranges.len(), 2);
         assert_contiguous(&ranges, all.len());
         assert_eq!(ranges[0], 0..1, "the token alone is half the work");
 
         let small = accounts(&[0; 10]);
         assert_eq!(
-            split_by_work(&small, 8),
+            split_by_work(&small, 8, no_lane),
             vec![(0..10)],
             "little work: one part"
         );
         let none = accounts(&[]);
-        assert_eq!(split_by_work(&none, 4), vec![(0..0)]);
+        assert_eq!(split_by_work(&none, 4, no_lane), vec![(0..0)]);
         let many = accounts(&[0; 10_000]);
-        let ranges = split_by_work(&many, 8);
+        let ranges = split_by_work(&many, 8, no_lane);
         assert_eq!(ranges.len(), 8);
         assert_contiguous(&ranges, many.len());
+    }
+
+    #[test]
+    fn the_beneficiarys_fees_weigh_in_the_split() {
+        // The beneficiary (id 0) folds 30,000 fees: as much work as 10,000 accounts.
+        let all = accounts(&[0; 20_001]);
+        let lane = |id: LocId| if id == LocId(0) { 30_000 } else { 0 };
+        let ranges = split_by_work(&all, 2, lane);
+        assert_contiguous(&ranges, all.len());
+        assert_eq!(ranges[0], 0..5_001, "the beneficiary and 5,000 accounts");
+        let unweighted = split_by_work(&all, 2, no_lane);
+        assert_eq!(unweighted[0], 0..10_001);
     }
 }

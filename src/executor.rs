@@ -209,6 +209,35 @@ mod tests {
     }
 
     #[test]
+    fn the_location_hint_follows_the_last_block_and_a_wrong_one_costs_only_time() {
+        use crate::workloads::{WorkloadKind, WorkloadSpec};
+        let executor = two_workers();
+        assert_eq!(executor.expected_unpredicted(100), None, "no block yet");
+        let forced = Options {
+            sequential_below: Some(0),
+            ..Options::with_concurrency(2)
+        };
+        // Raw transfers meet no location beyond the plan's; AMM swaps meet a dozen each: the
+        // swaps run with a table sized for none, and the transfers after them with one sized
+        // for a dozen per transaction.
+        let mut hints = Vec::new();
+        for kind in [WorkloadKind::Raw, WorkloadKind::Amm, WorkloadKind::Raw] {
+            let workload = WorkloadSpec::new(kind, 200).generate().unwrap();
+            let output = executor
+                .execute(&workload.storage, &workload.block, &forced)
+                .unwrap();
+            assert_eq!(
+                output,
+                crate::execute_sequential(&workload.storage, &workload.block).unwrap()
+            );
+            hints.push(executor.expected_unpredicted(200).unwrap());
+        }
+        assert_eq!(hints[0], 0, "raw transfers: every account predicted");
+        assert!(hints[1] >= 200 * 5, "AMM swaps meet many slots: {hints:?}");
+        assert_eq!(hints[2], 0);
+    }
+
+    #[test]
     fn arenas_are_kept_for_their_worker_and_reset() {
         let executor = two_workers();
         let states = executor.take_worker_states(2);

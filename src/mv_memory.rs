@@ -586,6 +586,12 @@ impl MvMemory {
             || self.lane_at(location).is_some_and(FeeLane::is_written)
     }
 
+    /// Entries that [`final_account`](Self::final_account) may walk at `location` beside its
+    /// skip list: the block's transactions at the fee lane's location, else none.
+    pub(crate) fn lane_entries(&self, location: LocId) -> usize {
+        self.lane_at(location).map_or(0, FeeLane::len)
+    }
+
     /// The last writer and value at a storage location; `None` when no transaction's final
     /// incarnation writes it.
     pub(crate) fn final_storage(&self, location: LocId) -> Option<(TxIdx, U256)> {

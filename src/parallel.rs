@@ -217,13 +217,16 @@ where
     }
     let spec = block.spec();
     let delete_touched_empty = spec.is_enabled_in(SpecId::SPURIOUS_DRAGON);
-    // Most transactions touch three or four locations.
-    let expected_locations = txs * 4;
-    // A pool remembers how many locations beyond the plan's its last block met.
-    let expected_unpredicted = executor
-        .and_then(|executor| executor.expected_unpredicted(txs))
-        .unwrap_or(expected_locations);
-    let index = LocationIndex::new(plan.take_predicted(), expected_unpredicted);
+    // Most transactions touch three or four locations; a pool remembers how many beyond the
+    // plan's its last block met.
+    let hinted_unpredicted = executor.and_then(|executor| executor.expected_unpredicted(txs));
+    let index = LocationIndex::new(plan.take_predicted(), hinted_unpredicted.unwrap_or(txs * 4));
+    // Cells set up front, on this thread (the rest come in buckets that workers allocate as
+    // they meet them): no more than the block is expected to use (raw transfers use two
+    // per transaction), at most four per transaction, so that set-up stays short.
+    let expected_locations = hinted_unpredicted
+        .map_or(txs * 4, |unpredicted| index.len() + unpredicted)
+        .min(txs * 4);
     let memory = MvMemory::new(txs, expected_locations, delete_touched_empty)
         .with_fee_lane(LocationIndex::BENEFICIARY);
     let executor = executor.filter(|executor| threads <= executor.pool.workers());
