@@ -181,11 +181,14 @@ mod tests {
         Executor::with_plan(fallback(&options, "test".to_owned())).unwrap()
     }
 
-    #[test]
-    fn vm_buffers_are_kept_empty_with_their_capacity_across_blocks() {
-        use crate::workloads::{WorkloadKind, WorkloadSpec};
-        let executor = two_workers();
-        let workload = WorkloadSpec::new(WorkloadKind::Erc20, 64)
+    /// Runs a generated `kind` block of `txs` transactions on `executor` with the engine
+    /// forced on, and checks its output against the sequential one.
+    fn run_forced_and_compare(
+        executor: &Executor,
+        kind: crate::workloads::WorkloadKind,
+        txs: usize,
+    ) {
+        let workload = crate::workloads::WorkloadSpec::new(kind, txs)
             .generate()
             .unwrap();
         let forced = Options {
@@ -199,6 +202,13 @@ mod tests {
             output,
             crate::execute_sequential(&workload.storage, &workload.block).unwrap()
         );
+    }
+
+    #[test]
+    fn vm_buffers_are_kept_empty_with_their_capacity_across_blocks() {
+        use crate::workloads::WorkloadKind;
+        let executor = two_workers();
+        run_forced_and_compare(&executor, WorkloadKind::Erc20, 64);
         let states = executor.take_worker_states(2);
         assert!(states.iter().all(|state| state.buffers.is_empty()));
         // Which workers executed depends on the schedule; at least one did.
@@ -210,26 +220,15 @@ mod tests {
 
     #[test]
     fn the_location_hint_follows_the_last_block_and_a_wrong_one_costs_only_time() {
-        use crate::workloads::{WorkloadKind, WorkloadSpec};
+        use crate::workloads::WorkloadKind;
         let executor = two_workers();
         assert_eq!(executor.expected_unpredicted(100), None, "no block yet");
-        let forced = Options {
-            sequential_below: Some(0),
-            ..Options::with_concurrency(2)
-        };
         // Raw transfers meet no location beyond the plan's; AMM swaps meet a dozen each: the
         // swaps run with a table sized for none, and the transfers after them with one sized
         // for a dozen per transaction.
         let mut hints = Vec::new();
         for kind in [WorkloadKind::Raw, WorkloadKind::Amm, WorkloadKind::Raw] {
-            let workload = WorkloadSpec::new(kind, 200).generate().unwrap();
-            let output = executor
-                .execute(&workload.storage, &workload.block, &forced)
-                .unwrap();
-            assert_eq!(
-                output,
-                crate::execute_sequential(&workload.storage, &workload.block).unwrap()
-            );
+            run_forced_and_compare(&executor, kind, 200);
             hints.push(executor.expected_unpredicted(200).unwrap());
         }
         assert_eq!(hints[0], 0, "raw transfers: every account predicted");
