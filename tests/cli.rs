@@ -142,17 +142,33 @@ fn bad_input_fails_with_a_message_and_no_panic() {
     }
 }
 
-#[test]
-fn replay_json_reports_every_mainnet_block_with_its_verdicts() {
+/// The mainnet blocks' folder, or `None` (with a printed SKIP line for `test`) without it.
+fn mainnet_dir(test: &str) -> Option<String> {
     let dir = std::env::var("BLOCKSTM_MAINNET_DIR")
         .unwrap_or_else(|_| format!("{}/../shared/mainnet", env!("CARGO_MANIFEST_DIR")));
-    if !std::path::Path::new(&dir)
+    let present = std::path::Path::new(&dir)
         .join("bytecodes.json.gz")
-        .is_file()
-    {
-        println!("SKIP replay CLI test: no mainnet data at {dir} (set BLOCKSTM_MAINNET_DIR)");
-        return;
+        .is_file();
+    if !present {
+        println!("SKIP {test}: no mainnet data at {dir} (set BLOCKSTM_MAINNET_DIR)");
     }
+    present.then_some(dir)
+}
+
+/// `replay --json`'s block rows (its last line is the summary).
+fn replay_rows(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn replay_json_reports_every_mainnet_block_with_its_verdicts() {
+    let Some(dir) = mainnet_dir("replay CLI test") else {
+        return;
+    };
     let output = blockstm(&["replay", &dir, "--threads", "2", "--runs", "1", "--json"]);
     assert!(
         output.status.success(),
@@ -160,11 +176,7 @@ fn replay_json_reports_every_mainnet_block_with_its_verdicts() {
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let rows: Vec<serde_json::Value> = stdout
-        .lines()
-        .filter(|line| line.starts_with('{'))
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let rows = replay_rows(&stdout);
     assert!(rows.len() >= 40, "{} rows", rows.len());
     for row in &rows {
         for field in [
@@ -186,6 +198,66 @@ fn replay_json_reports_every_mainnet_block_with_its_verdicts() {
     }
     let summary = format!("{} passed, 0 failed, 0 skipped", rows.len());
     assert!(stdout.lines().any(|line| line == summary), "{stdout}");
+}
+
+#[test]
+fn replay_stats_report_the_engines_counts_per_block() {
+    let Some(dir) = mainnet_dir("replay --stats CLI test") else {
+        return;
+    };
+    // A block the defaults contain (a pool paying out) and one they run in parallel.
+    let args = [
+        "replay",
+        &dir,
+        "--threads",
+        "2",
+        "--runs",
+        "1",
+        "--json",
+        "--stats",
+        "--default-options",
+        "--block",
+        "12520364",
+        "--block",
+        "13217637",
+    ];
+    let output = blockstm(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows = replay_rows(&String::from_utf8_lossy(&output.stdout));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let (contained, parallel) = (&rows[0]["stats"], &rows[1]["stats"]);
+    assert_eq!(rows[0]["path"], "contained", "{}", rows[0]);
+    assert_eq!(contained["contained"], true, "{contained}");
+    assert_eq!(rows[1]["path"], "parallel", "{}", rows[1]);
+    assert_eq!(parallel["sequential"], false, "{parallel}");
+    assert!(
+        parallel["incarnations"].as_u64().unwrap() >= 1_100,
+        "{parallel}"
+    );
+    assert!(
+        parallel["execution_ms"].as_f64().unwrap() > 0.0,
+        "{parallel}"
+    );
+    for field in ["critical_path", "aborts", "planning_ms", "assembly_ms"] {
+        assert!(
+            parallel.get(field).is_some(),
+            "missing {field} in {parallel}"
+        );
+    }
+    let plain = blockstm(&[
+        "replay", &dir, "--runs", "1", "--json", "--block", "13217637",
+    ]);
+    let plain = replay_rows(&String::from_utf8_lossy(&plain.stdout));
+    assert_eq!(plain.len(), 1);
+    assert!(
+        plain[0].get("stats").is_none(),
+        "no stats unless asked: {}",
+        plain[0]
+    );
 }
 
 #[test]

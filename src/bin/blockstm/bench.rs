@@ -4,14 +4,15 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::stats_row::StatsRow;
 use crate::timing::{median_ms, timed};
 
 use blockstm_evm::revm::DatabaseRef;
 use blockstm_evm::storage::LatencyStorage;
 use blockstm_evm::workloads::{Workload, WorkloadError, WorkloadKind, WorkloadSpec};
 use blockstm_evm::{
-    BlockError, BlockOutput, ExecutionStats, Options, execute_sequential,
-    execute_with_spawned_threads, execute_with_stats,
+    BlockError, BlockOutput, Options, execute_sequential, execute_with_spawned_threads,
+    execute_with_stats,
 };
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -157,51 +158,6 @@ struct Row {
     /// With `--db-latency-us`: locations the parallel run read (speculative reads included).
     #[serde(skip_serializing_if = "Option::is_none")]
     db_first_reads_par: Option<u64>,
-}
-
-/// The engine's statistics of one run (`--stats`), times in milliseconds.
-#[derive(Debug, Serialize)]
-struct StatsRow {
-    sequential: bool,
-    contained: bool,
-    critical_path: usize,
-    workers: usize,
-    incarnations: u64,
-    suspensions: u64,
-    planned_waits: u64,
-    validations: u64,
-    aborts: u64,
-    planning_ms: f64,
-    setup_ms: f64,
-    execution_ms: f64,
-    results_ms: f64,
-    assembly_ms: f64,
-    teardown_ms: f64,
-    teardown_deferred: bool,
-}
-
-impl StatsRow {
-    fn new(stats: &ExecutionStats) -> Self {
-        let ms = |duration: Duration| duration.as_secs_f64() * 1e3;
-        Self {
-            sequential: stats.sequential,
-            contained: stats.contained,
-            critical_path: stats.critical_path,
-            workers: stats.workers,
-            incarnations: stats.incarnations,
-            suspensions: stats.suspensions,
-            planned_waits: stats.planned_waits,
-            validations: stats.validations,
-            aborts: stats.aborts,
-            planning_ms: ms(stats.planning),
-            setup_ms: ms(stats.setup),
-            execution_ms: ms(stats.execution),
-            results_ms: ms(stats.results),
-            assembly_ms: ms(stats.assembly),
-            teardown_ms: ms(stats.teardown),
-            teardown_deferred: stats.teardown_deferred,
-        }
-    }
 }
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode, BenchError> {
@@ -530,31 +486,6 @@ fn print_row(row: &Row) {
         );
     }
     if let Some(stats) = &row.stats {
-        println!(
-            "         stats: {} incarnations, {} suspensions ({} planned), {} validations, \
-             {} aborts, critical path {}; planning {:.2} ms, set-up {:.2} ms, execution {:.2} ms, results {:.2} \
-             ms, assembly {:.2} ms, teardown {:.2} ms{}",
-            stats.incarnations,
-            stats.suspensions,
-            stats.planned_waits,
-            stats.validations,
-            stats.aborts,
-            stats.critical_path,
-            stats.planning_ms,
-            stats.setup_ms,
-            stats.execution_ms,
-            stats.results_ms,
-            stats.assembly_ms,
-            stats.teardown_ms,
-            if stats.teardown_deferred {
-                " (deferred)"
-            } else if stats.contained {
-                " (contained: sequential path)"
-            } else if stats.sequential {
-                " (sequential path)"
-            } else {
-                ""
-            },
-        );
+        stats.print();
     }
 }

@@ -5,6 +5,7 @@ mod builder_bench;
 mod conformance;
 mod memory;
 mod replay;
+mod stats_row;
 mod timing;
 
 /// mimalloc keeps freed memory for reuse; with the system allocator every block's large maps

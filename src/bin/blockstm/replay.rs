@@ -10,6 +10,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::stats_row::StatsRow;
 use crate::timing::{median_ms, timed};
 
 /// Arguments of `blockstm replay`.
@@ -35,6 +36,10 @@ pub struct ReplayArgs {
     /// Replay only this block (repeatable; default: every block in the folder).
     #[arg(long = "block", value_name = "NUMBER")]
     blocks: Vec<u64>,
+    /// Also report the engine's statistics of each block's parallel run with the median time
+    /// (a `stats` object in `--json`, a line under the row in the table).
+    #[arg(long)]
+    stats: bool,
 }
 
 /// One block's row (`--json` prints it as is: these field names are a contract).
@@ -55,6 +60,9 @@ struct Row {
     /// What the parallel side ran: `parallel`, `sequential` (below the threshold) or
     /// `contained` (the plan found the block mostly dependent).
     path: Option<&'static str>,
+    /// With `--stats`: the engine's statistics of the parallel run with the median time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: Option<StatsRow>,
 }
 
 impl Row {
@@ -120,7 +128,7 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode, String> {
     let (mut passed, mut failed) = (0, 0);
     for number in numbers {
         progress.set_message(number.to_string());
-        let row = replay_block(&data, number, &options, args.runs);
+        let row = replay_block(&data, number, &options, args.runs, args.stats);
         if row.passed() {
             passed += 1;
         } else {
@@ -138,7 +146,13 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode, String> {
     })
 }
 
-fn replay_block(data: &MainnetData, number: u64, options: &Options, runs: usize) -> Row {
+fn replay_block(
+    data: &MainnetData,
+    number: u64,
+    options: &Options,
+    runs: usize,
+    with_stats: bool,
+) -> Row {
     let mut row = Row {
         block: number,
         fork: String::new(),
@@ -153,6 +167,7 @@ fn replay_block(data: &MainnetData, number: u64, options: &Options, runs: usize)
         receipts_root_match: None,
         error: None,
         path: None,
+        stats: None,
     };
     let block = match data.block(number) {
         Ok(block) => block,
@@ -171,9 +186,23 @@ fn replay_block(data: &MainnetData, number: u64, options: &Options, runs: usize)
             output
         });
     let (mut seq_times, mut par_times) = (Vec::new(), Vec::new());
+    let mut par_stats = Vec::new();
     for _ in 0..runs {
         seq_times.push(timed(|| execute_sequential(&block.storage, &block.block)).0);
-        par_times.push(timed(|| execute(&block.storage, &block.block, options)).0);
+        if with_stats {
+            let (elapsed, outcome) =
+                timed(|| execute_with_stats(&block.storage, &block.block, options));
+            par_times.push(elapsed);
+            if let Ok((_, stats)) = outcome {
+                par_stats.push((elapsed, stats));
+            }
+        } else {
+            par_times.push(timed(|| execute(&block.storage, &block.block, options)).0);
+        }
+    }
+    if !par_stats.is_empty() {
+        par_stats.sort_by_key(|(elapsed, _)| *elapsed);
+        row.stats = Some(StatsRow::new(&par_stats[par_stats.len() / 2].1));
     }
     let (seq_ms, par_ms) = (median_ms(&mut seq_times), median_ms(&mut par_times));
     row.seq_ms = Some(seq_ms);
@@ -229,4 +258,7 @@ fn print_row(row: &Row, json: bool) {
             .as_ref()
             .map_or_else(String::new, |e| format!("  error: {e}")),
     );
+    if let Some(stats) = &row.stats {
+        stats.print();
+    }
 }
