@@ -8,9 +8,9 @@
 //! map look-ups that find the plan's dependencies, and are looked up during execution in that
 //! map, read-only (no lock, no shared write); locations met during execution are added on the
 //! fly to a lock-free table ([`id_table`]: one compare-and-swap per new location). An id, once
-//! given, never changes for the rest of the block. Each
-//! transaction keeps the ids of its sender and recipient ([`TxAccounts`]), so that its
-//! incarnations resolve the accounts they read most without a look-up at all.
+//! given, never changes for the rest of the block. Each transaction keeps the ids of its
+//! sender and recipient ([`TxAccounts`]), so that its incarnations resolve the accounts they
+//! read most without a look-up at all.
 
 mod id_table;
 

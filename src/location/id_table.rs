@@ -27,6 +27,8 @@ use crate::sync::{AtomicU64, Ordering};
 
 /// Slots tried in one tier before moving to the next (linear probing).
 const PROBES: usize = 16;
+/// The half of a slot's word that holds the fingerprint.
+const FINGERPRINT_BITS: u64 = 0xffff_ffff_0000_0000;
 
 #[cfg(not(loom))]
 type FastBuildHasher = revm::primitives::map::DefaultHashBuilder;
@@ -101,7 +103,7 @@ impl IdTable {
     /// Finds the id of the location with `hash`, or claims a slot for it. `is_location(id)`
     /// says whether `id` (an id found under the same fingerprint) is the location asked for.
     pub(crate) fn find_or_claim(&self, hash: u64, is_location: impl Fn(LocId) -> bool) -> Slot<'_> {
-        let fingerprint = (hash & 0xffff_ffff_0000_0000) | (1 << 32);
+        let fingerprint = (hash & FINGERPRINT_BITS) | (1 << 32);
         for tier in self.first_tier..BUCKETS {
             let slots = self.tiers.bucket_slice(tier);
             let mask = slots.len() - 1;
@@ -140,7 +142,7 @@ impl IdTable {
                     }
                 }
             }
-            if current & 0xffff_ffff_0000_0000 != fingerprint {
+            if current & FINGERPRINT_BITS != fingerprint {
                 return None;
             }
             let published = current as u32;
