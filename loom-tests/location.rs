@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use revm::primitives::{Address, U256};
 
 use super::{STACK_WORDS, explore};
-use crate::location::{LocId, Location, LocationIndex, PredictedAccounts};
+use crate::location::{Location, LocationIndex, PredictedAccounts};
+use crate::types::LocId;
 
 fn slot(key: u64) -> Location {
     Location::Storage(Address::repeat_byte(7), U256::from(key))

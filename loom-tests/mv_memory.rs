@@ -31,8 +31,8 @@ use revm::primitives::U256;
 use revm::state::AccountInfo;
 
 use super::{STACK_WORDS, explore};
-use crate::location::LocId;
-use crate::mv_memory::{AccountValue, CellMutation, MvMemory, ReadResult, Version, WriteValue};
+use crate::mv_memory::{AccountValue, CellMutation, MvMemory, ReadResult, WriteValue};
+use crate::types::{LocId, Version};
 
 const A: LocId = LocId(0);
 const B: LocId = LocId(1);

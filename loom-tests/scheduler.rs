@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use revm::primitives::U256;
 
 use super::{STACK_WORDS, explore};
-use crate::location::LocId;
+use crate::types::LocId;
 use crate::mv_memory::{
     Incarnation, MvMemory, Read, ReadOrigin, ReadResult, TxIdx, Version, WriteValue,
 };

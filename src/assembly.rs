@@ -20,8 +20,9 @@ use revm::primitives::{Address, B256, KECCAK_EMPTY, U256};
 use revm::state::AccountInfo;
 
 use crate::error::BlockError;
-use crate::location::{LocId, Location, LocationIndex};
-use crate::mv_memory::{AccountValue, BaseValue, MvMemory, TxIdx};
+use crate::location::{Location, LocationIndex};
+use crate::mv_memory::{AccountValue, BaseValue, MvMemory};
+use crate::types::{LocId, TxIdx};
 use crate::output::{AccountChange, SlotChange, StateChanges};
 use crate::parallel::Workers;
 #[cfg(doc)]

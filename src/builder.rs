@@ -34,7 +34,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use revm::context::result::{ExecutionResult, HaltReason, InvalidTransaction};
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::database_interface::DatabaseRef;
 
@@ -44,6 +43,7 @@ use crate::executor::Executor;
 use crate::output::{BlockOutput, TxResult};
 use crate::parallel::Options;
 use crate::pool::workers::panic_text;
+pub use crate::rules::Exclusion;
 
 pub use overlay::OverlayStorage;
 
@@ -76,29 +76,6 @@ impl From<TxEnv> for Candidate {
     fn from(tx: TxEnv) -> Self {
         Self::new(tx)
     }
-}
-
-/// Why a candidate was left out of the block.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Exclusion {
-    /// revm rejected it on the state the earlier included candidates left.
-    Invalid(InvalidTransaction),
-    /// It reverted or halted and was to be dropped if so; the result it had.
-    Reverted(ExecutionResult<HaltReason>),
-    /// Its gas limit exceeds the gas left in the block.
-    OverGasLimit {
-        /// The candidate's gas limit.
-        gas_limit: u64,
-        /// Gas left when it came up.
-        available: u64,
-    },
-    /// Its blobs' gas exceeds the blob gas left in the block.
-    OverBlobGasLimit {
-        /// The candidate's blob gas.
-        blob_gas: u64,
-        /// Blob gas left when it came up.
-        available: u64,
-    },
 }
 
 /// A candidate's final outcome.

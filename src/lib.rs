@@ -45,6 +45,7 @@ pub mod stats;
 pub mod storage;
 mod stress;
 mod sync;
+mod types;
 mod vm;
 pub mod workloads;
 

@@ -20,7 +20,7 @@ use revm::primitives::map::AddressMap;
 use revm::primitives::{Address, U256};
 
 use self::id_table::{IdTable, Slot};
-use crate::mv_memory::TxIdx;
+use crate::types::{LocId, TxIdx};
 use crate::segmented_vec::SegmentedVec;
 use crate::sync::{AtomicUsize, Ordering};
 
@@ -31,16 +31,6 @@ pub(crate) enum Location {
     Account(Address),
     /// One storage slot.
     Storage(Address, U256),
-}
-
-/// Dense id of a [`Location`] within one block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct LocId(pub(crate) u32);
-
-impl LocId {
-    pub(crate) fn index(self) -> usize {
-        self.0 as usize
-    }
 }
 
 /// The ids of the accounts one transaction surely touches, found once per transaction (in

@@ -27,7 +27,7 @@ use revm::primitives::{B256, KECCAK_EMPTY, U256};
 use revm::state::AccountInfo;
 use smallvec::SmallVec;
 
-use crate::location::LocId;
+use crate::types::{Incarnation, LocId, TxIdx, Version};
 use crate::segmented_vec::SegmentedVec;
 
 mod fee_lane;
@@ -36,18 +36,6 @@ mod versions;
 use crate::sync::{AtomicU32, Mutex, Ordering, lock};
 use fee_lane::FeeLane;
 use versions::Versions;
-
-/// Index of a transaction in the block.
-pub(crate) type TxIdx = u32;
-/// Execution attempt of a transaction, counted from 0.
-pub(crate) type Incarnation = u32;
-
-/// One incarnation of one transaction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Version {
-    pub(crate) tx: TxIdx,
-    pub(crate) incarnation: Incarnation,
-}
 
 /// The value of an account location.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use revm::primitives::map::HashMap;
 use revm::primitives::{Address, B256, TxKind, keccak256};
 
 use crate::location::{PredictedAccounts, TxAccounts};
-use crate::mv_memory::TxIdx;
+use crate::types::TxIdx;
 
 /// ERC-20 `transfer(address,uint256)`.
 const TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];

@@ -1,10 +1,33 @@
 //! What a run does with a transaction that cannot go into the block: fail the block
 //! ([`execute`](crate::execute)) or leave the transaction out (the block builder).
 
+use revm::context::result::{ExecutionResult, HaltReason, InvalidTransaction};
 use revm::primitives::Address;
 
-use crate::builder::Exclusion;
 use crate::output::{BlockOutput, StateChanges, TxResult};
+
+/// Why a candidate was left out of the block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exclusion {
+    /// revm rejected it on the state the earlier included candidates left.
+    Invalid(InvalidTransaction),
+    /// It reverted or halted and was to be dropped if so; the result it had.
+    Reverted(ExecutionResult<HaltReason>),
+    /// Its gas limit exceeds the gas left in the block.
+    OverGasLimit {
+        /// The candidate's gas limit.
+        gas_limit: u64,
+        /// Gas left when it came up.
+        available: u64,
+    },
+    /// Its blobs' gas exceeds the blob gas left in the block.
+    OverBlobGasLimit {
+        /// The candidate's blob gas.
+        blob_gas: u64,
+        /// Blob gas left when it came up.
+        available: u64,
+    },
+}
 
 /// How a run treats invalid and reverted transactions.
 #[derive(Clone, Copy, Debug)]

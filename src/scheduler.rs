@@ -24,7 +24,7 @@
 
 use crossbeam_utils::CachePadded;
 
-use crate::mv_memory::{Incarnation, TxIdx, Version};
+use crate::types::{Incarnation, TxIdx, Version};
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 
 /// Where a transaction is in its life cycle.

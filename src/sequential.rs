@@ -6,11 +6,10 @@ use revm::database_interface::DatabaseRef;
 use revm::handler::ExecuteEvm;
 
 use crate::block::Block;
-use crate::builder::Exclusion;
 use crate::error::BlockError;
 use crate::evm::block_evm;
 use crate::output::{BlockOutput, TxResult};
-use crate::rules::{Rules, RunOutput};
+use crate::rules::{Exclusion, Rules, RunOutput};
 use crate::state_cache::StateCache;
 
 /// Executes `block` on `storage` one transaction after the other, as revm does.

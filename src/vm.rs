@@ -33,7 +33,8 @@ use revm::state::{AccountInfo, EvmState};
 use bumpalo::Bump;
 
 use crate::evm::BlockEvm;
-use crate::location::{LocId, Location, LocationIndex, TxAccounts};
+use crate::location::{Location, LocationIndex, TxAccounts};
+use crate::types::LocId;
 use crate::mv_memory::{
     AccountDigest, AccountValue, BaseValue, MvMemory, Read, ReadOrigin, ReadResult, TxIdx,
     WriteValue,

@@ -21,7 +21,7 @@
 
 use std::hash::BuildHasher;
 
-use crate::location::LocId;
+use crate::types::LocId;
 use crate::segmented_vec::{BUCKETS, SegmentedVec, bucket_len};
 use crate::sync::{AtomicU64, Ordering};
 
