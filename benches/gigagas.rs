@@ -23,7 +23,7 @@ mod common;
 use std::time::Duration;
 
 use blockstm_evm::execute_sequential;
-use blockstm_evm::workloads::{Workload, WorkloadKind, WorkloadSpec};
+use blockstm_cli::workloads::{Workload, WorkloadKind, WorkloadSpec};
 use common::{BlockCase, Engine, Summary};
 
 /// The gas each block aims at.

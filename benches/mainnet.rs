@@ -23,7 +23,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use blockstm_evm::replay::MainnetData;
+use blockstm_cli::replay::MainnetData;
 use common::{BlockCase, Engine, Summary};
 
 const WARM_UP: Duration = Duration::from_millis(500);

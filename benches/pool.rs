@@ -11,7 +11,7 @@
 //! `cargo bench --bench pool`. Results go to `BENCHMARKS.md` (pool section).
 
 use blockstm_evm::pool::PoolOptions;
-use blockstm_evm::workloads::{WorkloadKind, WorkloadSpec};
+use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
 use blockstm_evm::{Executor, Options, execute_sequential, execute_with_spawned_threads};
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! performance issue; until then this is the baseline they are measured against.
 
 use blockstm_evm::execute_sequential;
-use blockstm_evm::workloads::{WorkloadKind, WorkloadSpec};
+use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn sequential(c: &mut Criterion) {

@@ -17,7 +17,7 @@ use blockstm_evm::Options;
 use blockstm_evm::alloy_evm::ParallelEthBlockExecutorFactory;
 use blockstm_evm::revm::database::states::bundle_state::BundleRetention;
 use blockstm_evm::revm::database::{State, WrapDatabaseRef};
-use blockstm_evm::workloads::{WorkloadKind, WorkloadSpec};
+use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let workload = WorkloadSpec::new(WorkloadKind::Erc20, 2_000).generate()?;

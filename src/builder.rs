@@ -178,7 +178,8 @@ impl<S> BuilderStorage for S where
 ///
 /// ```
 /// use blockstm_evm::builder::{BlockBuilder, BuilderOptions, Outcome};
-/// use blockstm_evm::{execute, Options, workloads::{WorkloadKind, WorkloadSpec}};
+/// use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
+/// use blockstm_evm::{execute, Options};
 ///
 /// let workload = WorkloadSpec::new(WorkloadKind::Erc20, 300).generate().unwrap();
 /// let storage = std::sync::Arc::new(workload.storage);

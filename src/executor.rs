@@ -19,7 +19,7 @@ use crate::vm::VmBuffers;
 ///
 /// ```
 /// use blockstm_evm::{Executor, Options, execute_sequential, pool::PoolOptions};
-/// use blockstm_evm::workloads::{WorkloadKind, WorkloadSpec};
+/// use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
 ///
 /// let executor = Executor::new(&PoolOptions { workers_per_node: Some(2), ..PoolOptions::default() })?;
 /// let workload = WorkloadSpec::new(WorkloadKind::Erc20, 100).generate().unwrap();
@@ -172,6 +172,8 @@ pub(crate) struct WorkerState {
 mod tests {
     use super::*;
     use crate::pool::topology::fallback;
+    use crate::storage::InMemoryStorage;
+    use crate::test_blocks;
 
     fn two_workers() -> Executor {
         let options = PoolOptions {
@@ -181,34 +183,21 @@ mod tests {
         Executor::with_plan(fallback(&options, "test".to_owned())).unwrap()
     }
 
-    /// Runs a generated `kind` block of `txs` transactions on `executor` with the engine
-    /// forced on, and checks its output against the sequential one.
-    fn run_forced_and_compare(
-        executor: &Executor,
-        kind: crate::workloads::WorkloadKind,
-        txs: usize,
-    ) {
-        let workload = crate::workloads::WorkloadSpec::new(kind, txs)
-            .generate()
-            .unwrap();
+    /// Runs `(storage, block)` on `executor` with the engine forced on, and checks its output
+    /// against the sequential one.
+    fn run_forced_and_compare(executor: &Executor, (storage, block): (InMemoryStorage, Block)) {
         let forced = Options {
             sequential_below: Some(0),
             ..Options::with_concurrency(2)
         };
-        let output = executor
-            .execute(&workload.storage, &workload.block, &forced)
-            .unwrap();
-        assert_eq!(
-            output,
-            crate::execute_sequential(&workload.storage, &workload.block).unwrap()
-        );
+        let output = executor.execute(&storage, &block, &forced).unwrap();
+        assert_eq!(output, crate::execute_sequential(&storage, &block).unwrap());
     }
 
     #[test]
     fn vm_buffers_are_kept_empty_with_their_capacity_across_blocks() {
-        use crate::workloads::WorkloadKind;
         let executor = two_workers();
-        run_forced_and_compare(&executor, WorkloadKind::Erc20, 64);
+        run_forced_and_compare(&executor, test_blocks::slot_writers(64));
         let states = executor.take_worker_states(2);
         assert!(states.iter().all(|state| state.buffers.is_empty()));
         // Which workers executed depends on the schedule; at least one did.
@@ -220,19 +209,23 @@ mod tests {
 
     #[test]
     fn the_location_hint_follows_the_last_block_and_a_wrong_one_costs_only_time() {
-        use crate::workloads::WorkloadKind;
         let executor = two_workers();
         assert_eq!(executor.expected_unpredicted(100), None, "no block yet");
-        // Raw transfers meet no location beyond the plan's; AMM swaps meet a dozen each: the
-        // swaps run with a table sized for none, and the transfers after them with one sized
+        // Transfers meet no location beyond the plan's; the slot writers meet a dozen each:
+        // they run with a table sized for none, and the transfers after them with one sized
         // for a dozen per transaction.
         let mut hints = Vec::new();
-        for kind in [WorkloadKind::Raw, WorkloadKind::Amm, WorkloadKind::Raw] {
-            run_forced_and_compare(&executor, kind, 200);
-            hints.push(executor.expected_unpredicted(200).unwrap());
-        }
-        assert_eq!(hints[0], 0, "raw transfers: every account predicted");
-        assert!(hints[1] >= 200 * 5, "AMM swaps meet many slots: {hints:?}");
+        run_forced_and_compare(&executor, test_blocks::transfers(200));
+        hints.push(executor.expected_unpredicted(200).unwrap());
+        run_forced_and_compare(&executor, test_blocks::slot_writers(200));
+        hints.push(executor.expected_unpredicted(200).unwrap());
+        run_forced_and_compare(&executor, test_blocks::transfers(200));
+        hints.push(executor.expected_unpredicted(200).unwrap());
+        assert_eq!(hints[0], 0, "transfers: every account predicted");
+        assert!(
+            hints[1] >= 200 * test_blocks::SLOTS_PER_CALL,
+            "the slot writers meet many slots: {hints:?}"
+        );
         assert_eq!(hints[2], 0);
     }
 

@@ -7,7 +7,8 @@
 //! and schedule.
 //!
 //! ```
-//! use blockstm_evm::{execute, execute_sequential, Options, workloads::{WorkloadKind, WorkloadSpec}};
+//! use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
+//! use blockstm_evm::{execute, execute_sequential, Options};
 //!
 //! // A generated block of 100 independent ETH transfers over an in-memory pre-state.
 //! let workload = WorkloadSpec::new(WorkloadKind::Raw, 100).generate().unwrap();
@@ -25,7 +26,6 @@ pub mod alloy_evm;
 mod assembly;
 pub mod block;
 pub mod builder;
-pub mod conformance;
 pub mod error;
 mod evm;
 pub mod executor;
@@ -35,7 +35,6 @@ pub mod output;
 pub mod parallel;
 mod plan;
 pub mod pool;
-pub mod replay;
 mod rules;
 mod scheduler;
 mod segmented_vec;
@@ -45,9 +44,10 @@ pub mod stats;
 pub mod storage;
 mod stress;
 mod sync;
+#[cfg(test)]
+mod test_blocks;
 mod types;
 mod vm;
-pub mod workloads;
 
 /// Loom model checking of the scheduler and MvMemory (`scripts/loom.sh`).
 #[cfg(all(loom, test))]

@@ -38,7 +38,8 @@ impl BlockOutput {
     /// [`StateChanges::into_bundle_state`]).
     ///
     /// ```
-    /// use blockstm_evm::{execute, Options, workloads::{WorkloadKind, WorkloadSpec}};
+    /// use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
+    /// use blockstm_evm::{execute, Options};
     ///
     /// let workload = WorkloadSpec::new(WorkloadKind::Raw, 10).generate().unwrap();
     /// let output = execute(&workload.storage, &workload.block, &Options::default()).unwrap();

@@ -104,7 +104,8 @@ impl Options {
 /// changes, or error (the lowest failing transaction).
 ///
 /// ```
-/// use blockstm_evm::{execute, execute_sequential, Options, workloads::{WorkloadKind, WorkloadSpec}};
+/// use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
+/// use blockstm_evm::{execute, execute_sequential, Options};
 ///
 /// let workload = WorkloadSpec::new(WorkloadKind::Amm, 200).generate().unwrap();
 /// let parallel = execute(&workload.storage, &workload.block, &Options::with_concurrency(4)).unwrap();
@@ -124,7 +125,8 @@ where
 /// time went ([`ExecutionStats`]).
 ///
 /// ```
-/// use blockstm_evm::{execute_with_stats, Options, workloads::{WorkloadKind, WorkloadSpec}};
+/// use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
+/// use blockstm_evm::{execute_with_stats, Options};
 ///
 /// let workload = WorkloadSpec::new(WorkloadKind::Raw, 300).generate().unwrap();
 /// let (output, stats) = execute_with_stats(&workload.storage, &workload.block, &Options::with_concurrency(2)).unwrap();

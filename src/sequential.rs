@@ -18,7 +18,8 @@ use crate::state_cache::StateCache;
 /// block. Fees are credited to the beneficiary inside each transaction, as revm does it.
 ///
 /// ```
-/// use blockstm_evm::{execute_sequential, workloads::{WorkloadKind, WorkloadSpec}};
+/// use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
+/// use blockstm_evm::execute_sequential;
 ///
 /// let workload = WorkloadSpec::new(WorkloadKind::Erc20, 10).generate().unwrap();
 /// let output = execute_sequential(&workload.storage, &workload.block).unwrap();

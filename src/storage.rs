@@ -1,12 +1,9 @@
 //! Pre-block state held in memory: [`InMemoryStorage`], a [`DatabaseRef`] for tests,
-//! benchmarks and replays, buildable from a genesis-like JSON document; and
-//! [`LatencyStorage`], a wrapper that makes first reads slow, as from a node's disk.
+//! benchmarks and replays, buildable from a genesis-like JSON document.
 
 mod genesis;
-mod latency;
 
 pub use genesis::GenesisError;
-pub use latency::LatencyStorage;
 
 use revm::bytecode::Bytecode;
 use revm::database_interface::{DBErrorMarker, DatabaseRef};

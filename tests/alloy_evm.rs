@@ -22,7 +22,7 @@ use alloy_evm::{EthEvmFactory, EvmEnv, EvmFactory};
 use alloy_primitives::{Address, B256, Bytes, Signature, U256};
 use alloy_rpc_types_eth::{Block as RpcBlock, Transaction as RpcTransaction};
 use blockstm_evm::alloy_evm::ParallelEthBlockExecutorFactory;
-use blockstm_evm::replay::{MainnetData, block_env, spec_at};
+use blockstm_cli::replay::{MainnetData, block_env, spec_at};
 use blockstm_evm::revm::DatabaseRef;
 use blockstm_evm::revm::context::{BlockEnv, CfgEnv, TxEnv};
 use blockstm_evm::revm::context_interface::block::BlobExcessGasAndPrice;
@@ -30,7 +30,7 @@ use blockstm_evm::revm::database::states::bundle_state::BundleRetention;
 use blockstm_evm::revm::database::{BundleState, State, WrapDatabaseRef};
 use blockstm_evm::revm::primitives::hardfork::SpecId;
 use blockstm_evm::revm::state::EvmState;
-use blockstm_evm::workloads::{WorkloadKind, WorkloadSpec};
+use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
 use blockstm_evm::{InMemoryStorage, Options, execute_sequential};
 use common::{addr, bundle_difference, call, code, funded, mainnet_dir, wiped_accounts};
 use receipt_root::receipts_root;
@@ -297,7 +297,7 @@ fn mainnet_blocks_execute_as_alloy_evms_executor() {
             extra_data: header.extra_data.clone(),
             txs: recovered
                 .iter()
-                .map(|tx| blockstm_evm::replay::tx_env(tx.inner(), tx.signer()))
+                .map(|tx| blockstm_cli::replay::tx_env(tx.inner(), tx.signer()))
                 .collect(),
             recovered,
         };

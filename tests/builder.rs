@@ -16,7 +16,7 @@ use blockstm_evm::revm::context::result::InvalidTransaction;
 use blockstm_evm::revm::context::{BlockEnv, CfgEnv};
 use blockstm_evm::revm::primitives::U256;
 use blockstm_evm::revm::primitives::hardfork::SpecId;
-use blockstm_evm::workloads::{WorkloadKind, WorkloadSpec};
+use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
 use blockstm_evm::{
     Block, BlockError, Options, StateChanges, TxResult, execute, execute_sequential,
 };

@@ -1,7 +1,7 @@
 //! Parallel execution equals sequential execution on every generated workload, at every
 //! concurrency, for several seeds and hot ratios.
 
-use blockstm_evm::workloads::{WorkloadKind, WorkloadSpec};
+use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
 use blockstm_evm::{Options, execute, execute_sequential};
 
 const CONCURRENCIES: [usize; 5] = [1, 2, 4, 8, 16];

@@ -3,7 +3,7 @@
 
 mod common;
 
-use blockstm_evm::workloads::{Workload, WorkloadKind, WorkloadSpec};
+use blockstm_cli::workloads::{Workload, WorkloadKind, WorkloadSpec};
 use blockstm_evm::{BlockError, Options, execute, execute_sequential};
 use common::{Fault, Faulty};
 

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use blockstm_evm::replay::MainnetData;
+use blockstm_cli::replay::MainnetData;
 use blockstm_evm::{Options, execute, execute_sequential};
 
 fn data_dir() -> Option<PathBuf> {

@@ -1,7 +1,7 @@
 //! `execute_with_stats`: the statistics describe what the engine did, and the output is the
 //! one `execute` gives.
 
-use blockstm_evm::workloads::{Workload, WorkloadKind, WorkloadSpec};
+use blockstm_cli::workloads::{Workload, WorkloadKind, WorkloadSpec};
 use blockstm_evm::{ExecutionStats, Options, execute_sequential, execute_with_stats};
 
 fn forced(threads: usize) -> Options {

@@ -12,7 +12,7 @@
 
 use std::sync::Once;
 
-use blockstm_evm::workloads::{WorkloadKind, WorkloadSpec};
+use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
 use blockstm_evm::{Options, execute, execute_sequential};
 
 const THREADS: usize = 16;

@@ -12,7 +12,8 @@ use crate::output::StateChanges;
 /// to chain blocks without writing the changes back.
 ///
 /// ```
-/// use blockstm_evm::{execute_sequential, builder::OverlayStorage, workloads::{WorkloadKind, WorkloadSpec}};
+/// use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
+/// use blockstm_evm::{execute_sequential, builder::OverlayStorage};
 /// use blockstm_evm::revm::DatabaseRef;
 ///
 /// let workload = WorkloadSpec::new(WorkloadKind::Raw, 10).generate().unwrap();

@@ -34,7 +34,8 @@ impl StateChanges {
     /// empty cache, so neither restores them in the revert.
     ///
     /// ```
-    /// use blockstm_evm::{execute, Options, workloads::{WorkloadKind, WorkloadSpec}};
+    /// use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
+    /// use blockstm_evm::{execute, Options};
     ///
     /// let workload = WorkloadSpec::new(WorkloadKind::Erc20, 50).generate().unwrap();
     /// let output = execute(&workload.storage, &workload.block, &Options::default()).unwrap();

@@ -13,7 +13,8 @@ impl StateChanges {
     /// (what one run over all their transactions returns).
     ///
     /// ```
-    /// use blockstm_evm::{execute_sequential, Block, workloads::{WorkloadKind, WorkloadSpec}};
+    /// use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
+    /// use blockstm_evm::{execute_sequential, Block};
     /// use blockstm_evm::builder::OverlayStorage;
     ///
     /// let workload = WorkloadSpec::new(WorkloadKind::Erc20, 40).generate().unwrap();

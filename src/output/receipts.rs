@@ -25,7 +25,8 @@ use super::{BlockOutput, StateChanges, TxResult};
 /// ```
 /// use alloy_consensus::TxType;
 /// use blockstm_evm::output::TxTypeCountMismatch;
-/// use blockstm_evm::{execute, Options, workloads::{WorkloadKind, WorkloadSpec}};
+/// use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
+/// use blockstm_evm::{execute, Options};
 ///
 /// let workload = WorkloadSpec::new(WorkloadKind::Raw, 3).generate().unwrap();
 /// let output = execute(&workload.storage, &workload.block, &Options::default()).unwrap();
@@ -47,7 +48,8 @@ impl TxResult {
     /// makes the typed receipt with its bloom; other chains wrap it in their own envelope.
     ///
     /// ```
-    /// use blockstm_evm::{execute, Options, workloads::{WorkloadKind, WorkloadSpec}};
+    /// use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
+    /// use blockstm_evm::{execute, Options};
     ///
     /// let workload = WorkloadSpec::new(WorkloadKind::Erc20, 5).generate().unwrap();
     /// let output = execute(&workload.storage, &workload.block, &Options::default()).unwrap();
@@ -67,7 +69,8 @@ impl TxResult {
     /// The receipt of [`TxResult::receipt`], moving the logs out of the result.
     ///
     /// ```
-    /// use blockstm_evm::{execute, Options, workloads::{WorkloadKind, WorkloadSpec}};
+    /// use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
+    /// use blockstm_evm::{execute, Options};
     ///
     /// let workload = WorkloadSpec::new(WorkloadKind::Erc20, 5).generate().unwrap();
     /// let output = execute(&workload.storage, &workload.block, &Options::default()).unwrap();
@@ -92,7 +95,8 @@ impl BlockOutput {
     ///
     /// ```
     /// use alloy_consensus::{TxReceipt, TxType};
-    /// use blockstm_evm::{execute, Options, workloads::{WorkloadKind, WorkloadSpec}};
+    /// use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
+    /// use blockstm_evm::{execute, Options};
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let workload = WorkloadSpec::new(WorkloadKind::Erc20, 20).generate()?;
@@ -128,7 +132,8 @@ impl BlockOutput {
     ///
     /// ```
     /// use alloy_consensus::{TxReceipt, TxType};
-    /// use blockstm_evm::{execute, Options, workloads::{WorkloadKind, WorkloadSpec}};
+    /// use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
+    /// use blockstm_evm::{execute, Options};
     ///
     /// let workload = WorkloadSpec::new(WorkloadKind::Erc20, 20).generate().unwrap();
     /// let output = execute(&workload.storage, &workload.block, &Options::default()).unwrap();

@@ -7,8 +7,8 @@ use revm::primitives::{Bytes, U256};
 use super::builder::{Builder, ETHER, Pool};
 use super::contracts::{erc20_transfer, pair_swap};
 use super::{WorkloadError, WorkloadKind, WorkloadSpec};
-use crate::block::Block;
-use crate::storage::InMemoryStorage;
+use blockstm_evm::block::Block;
+use blockstm_evm::storage::InMemoryStorage;
 
 /// Gas limit of a plain transfer.
 const TRANSFER_GAS: u64 = 21_000;

@@ -145,7 +145,7 @@ fn bad_input_fails_with_a_message_and_no_panic() {
 /// The mainnet blocks' folder, or `None` (with a printed SKIP line for `test`) without it.
 fn mainnet_dir(test: &str) -> Option<String> {
     let dir = std::env::var("BLOCKSTM_MAINNET_DIR")
-        .unwrap_or_else(|_| format!("{}/../shared/mainnet", env!("CARGO_MANIFEST_DIR")));
+        .unwrap_or_else(|_| format!("{}/../../shared/mainnet", env!("CARGO_MANIFEST_DIR")));
     let present = std::path::Path::new(&dir)
         .join("bytecodes.json.gz")
         .is_file();
@@ -274,7 +274,7 @@ fn replay_of_a_missing_folder_fails_with_the_path() {
 
 fn ethtests_dir() -> Option<String> {
     let dir = std::env::var("BLOCKSTM_ETHTESTS_DIR")
-        .unwrap_or_else(|_| format!("{}/../shared/ethtests", env!("CARGO_MANIFEST_DIR")));
+        .unwrap_or_else(|_| format!("{}/../../shared/ethtests", env!("CARGO_MANIFEST_DIR")));
     if std::path::Path::new(&dir).is_dir() {
         Some(dir)
     } else {

@@ -14,8 +14,8 @@ use revm::primitives::map::B256Map;
 use revm::primitives::{Address, B256, Bytes, KECCAK_EMPTY, U256};
 use revm::state::{AccountInfo, EvmState};
 
-use crate::output::StateChanges;
-use crate::storage::InMemoryStorage;
+use blockstm_evm::output::StateChanges;
+use blockstm_evm::storage::InMemoryStorage;
 
 /// One account of a [`WorldState`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

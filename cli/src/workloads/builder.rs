@@ -13,8 +13,8 @@ use super::WorkloadError;
 use super::contracts::{
     self, Contract, mapping_slot, nested_mapping_slot, short_string_slot_value,
 };
-use crate::block::Block;
-use crate::storage::InMemoryStorage;
+use blockstm_evm::block::Block;
+use blockstm_evm::storage::InMemoryStorage;
 
 /// The fork generated blocks run under.
 pub(crate) const SPEC: SpecId = SpecId::PRAGUE;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use blockstm_evm::conformance::{CaseOutcome, Summary, Verdict, blocktest, json_files, statetest};
+use blockstm_cli::conformance::{CaseOutcome, Summary, Verdict, blocktest, json_files, statetest};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 

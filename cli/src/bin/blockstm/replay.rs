@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use blockstm_evm::replay::{MainnetData, ReplayError};
+use blockstm_cli::replay::{MainnetData, ReplayError};
 use blockstm_evm::{ExecutionStats, Options, execute, execute_sequential, execute_with_stats};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};

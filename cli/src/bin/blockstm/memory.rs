@@ -3,7 +3,7 @@
 
 use std::process::{Command, ExitCode};
 
-use blockstm_evm::workloads::WorkloadSpec;
+use blockstm_cli::workloads::WorkloadSpec;
 use blockstm_evm::{Executor, Options, execute_sequential, execute_with_stats};
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};

@@ -12,9 +12,9 @@ use revm_statetest_types::{SpecName, Test, TestSuite, TestUnit};
 
 use super::skips::{skipped_file, skipped_fork};
 use super::{CaseOutcome, Verdict, WorldState, logs_hash, parallel_difference};
-use crate::block::Block;
-use crate::parallel::{Options, execute};
-use crate::sequential::execute_sequential;
+use blockstm_evm::block::Block;
+use blockstm_evm::parallel::{Options, execute};
+use blockstm_evm::sequential::execute_sequential;
 
 /// How to run state tests.
 #[derive(Clone, Debug)]
@@ -116,7 +116,7 @@ fn run_case(
     spec_name: &SpecName,
     test: &Test,
     pre: &WorldState,
-    storage: &crate::storage::InMemoryStorage,
+    storage: &blockstm_evm::storage::InMemoryStorage,
     options: &StateTestOptions,
 ) -> Verdict {
     let spec = spec_name.to_spec_id();

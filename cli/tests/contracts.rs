@@ -1,5 +1,6 @@
 //! The workloads' Solidity contracts behave as an ERC-20 and a constant-product pool should.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use blockstm_evm::InMemoryStorage;
@@ -7,7 +8,7 @@ use blockstm_evm::execute_sequential;
 use blockstm_evm::revm::context::result::ExecutionResult;
 use blockstm_evm::revm::primitives::hardfork::SpecId;
 use blockstm_evm::revm::primitives::{Address, U256, keccak256};
-use blockstm_evm::workloads::contracts::{
+use blockstm_cli::workloads::contracts::{
     erc20_balance_of, erc20_transfer, mapping_slot, nested_mapping_slot, pair, pair_amount_out,
     pair_swap, token,
 };

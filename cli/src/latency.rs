@@ -36,7 +36,7 @@ enum ReadKey {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use blockstm_evm::storage::LatencyStorage;
+/// use blockstm_cli::LatencyStorage;
 /// use blockstm_evm::InMemoryStorage;
 /// use blockstm_evm::revm::primitives::Address;
 /// use blockstm_evm::revm::DatabaseRef;
@@ -143,7 +143,7 @@ impl<S: DatabaseRef> DatabaseRef for LatencyStorage<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::InMemoryStorage;
+    use blockstm_evm::InMemoryStorage;
     use revm::primitives::U256;
 
     #[test]

@@ -18,8 +18,8 @@ use revm::primitives::{B256, Log, keccak256};
 
 pub use world::{WorldAccount, WorldState};
 
-use crate::error::BlockError;
-use crate::output::BlockOutput;
+use blockstm_evm::error::BlockError;
+use blockstm_evm::output::BlockOutput;
 
 /// The verdict on one test unit.
 #[derive(Clone, Debug, PartialEq, Eq)]

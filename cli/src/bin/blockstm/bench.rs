@@ -8,8 +8,8 @@ use crate::stats_row::StatsRow;
 use crate::timing::{median_ms, timed};
 
 use blockstm_evm::revm::DatabaseRef;
-use blockstm_evm::storage::LatencyStorage;
-use blockstm_evm::workloads::{Workload, WorkloadError, WorkloadKind, WorkloadSpec};
+use blockstm_cli::LatencyStorage;
+use blockstm_cli::workloads::{Workload, WorkloadError, WorkloadKind, WorkloadSpec};
 use blockstm_evm::{
     BlockError, BlockOutput, Options, execute_sequential, execute_with_spawned_threads,
     execute_with_stats,

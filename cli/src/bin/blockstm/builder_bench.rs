@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use blockstm_evm::builder::{BlockBuilder, BuilderOptions, Candidate};
-use blockstm_evm::workloads::Workload;
+use blockstm_cli::workloads::Workload;
 use blockstm_evm::{BlockError, Executor, Options, execute, execute_sequential};
 use indicatif::ProgressBar;
 use serde::Serialize;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use blockstm_evm::execute_sequential;
 use blockstm_evm::revm::primitives::{Address, TxKind, U256};
-use blockstm_evm::workloads::{MAX_TXS, WorkloadError, WorkloadKind, WorkloadSpec};
+use blockstm_cli::workloads::{MAX_TXS, WorkloadError, WorkloadKind, WorkloadSpec};
 
 fn target(tx: &blockstm_evm::revm::context::TxEnv) -> Address {
     match tx.kind {
@@ -144,7 +144,7 @@ trait StorageBalance {
     fn storage_balance(&self, address: Address) -> U256;
 }
 
-impl StorageBalance for blockstm_evm::workloads::Workload {
+impl StorageBalance for blockstm_cli::workloads::Workload {
     fn storage_balance(&self, address: Address) -> U256 {
         use blockstm_evm::revm::DatabaseRef;
         self.storage

@@ -19,8 +19,8 @@ mod generators;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::block::Block;
-use crate::storage::InMemoryStorage;
+use blockstm_evm::block::Block;
+use blockstm_evm::storage::InMemoryStorage;
 
 /// The largest block the generators build; bigger requests are refused as absurd.
 pub const MAX_TXS: usize = 1_000_000;

@@ -6,12 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
-use blockstm_evm::conformance::{CaseOutcome, Summary, Verdict, blocktest, json_files, statetest};
+use blockstm_cli::conformance::{CaseOutcome, Summary, Verdict, blocktest, json_files, statetest};
 
 fn ethtests_dir(suite: &str) -> Option<PathBuf> {
     let root = std::env::var_os("BLOCKSTM_ETHTESTS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/ethtests"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/ethtests"));
     let dir = root.join(suite);
     if dir.is_dir() {
         Some(dir)

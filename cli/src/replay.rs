@@ -20,9 +20,9 @@ use revm::primitives::hardfork::SpecId;
 use revm::primitives::{Address, B256, Bytes, U256};
 use serde::Deserialize;
 
-use crate::block::Block;
-use crate::output::BlockOutput;
-use crate::storage::InMemoryStorage;
+use blockstm_evm::block::Block;
+use blockstm_evm::output::BlockOutput;
+use blockstm_evm::storage::InMemoryStorage;
 
 /// Why mainnet data could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,18 @@
+//! # blockstm-cli
+//!
+//! The harness around the [`blockstm_evm`] engine: what the `blockstm` binary, the engine's
+//! tests and its benchmarks share, and what an integrator of the engine does not link.
+//!
+//! - [`workloads`]: seeded generators of blocks over an in-memory pre-state (independent
+//!   transfers, ERC-20 transfers, AMM swaps, a hot-pool mix, a dependent chain);
+//! - [`replay`]: loads the real mainnet blocks of `../shared/mainnet` and checks an output
+//!   against the block's header;
+//! - [`conformance`]: runs Ethereum state tests and blockchain tests through both engines;
+//! - [`LatencyStorage`]: a storage whose first read of each location is slow, as from disk.
+
+pub mod conformance;
+mod latency;
+pub mod replay;
+pub mod workloads;
+
+pub use latency::LatencyStorage;
