@@ -22,8 +22,8 @@ mod common;
 
 use std::time::Duration;
 
-use blockstm_evm::execute_sequential;
 use blockstm_cli::workloads::{Workload, WorkloadKind, WorkloadSpec};
+use blockstm_evm::execute_sequential;
 use common::{BlockCase, Engine, Summary};
 
 /// The gas each block aims at.

@@ -10,9 +10,9 @@
 //!
 //! `cargo bench --bench pool`. Results go to `BENCHMARKS.md` (pool section).
 
-use blockstm_evm::pool::PoolOptions;
 use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
-use blockstm_evm::{Executor, Options, execute_sequential, execute_with_spawned_threads};
+use blockstm_evm::pool::PoolOptions;
+use blockstm_evm::{Executor, Options, execute_sequential};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -37,6 +37,7 @@ fn small_blocks(c: &mut Criterion) {
     });
     dispatch.finish();
 
+    let spawned = Executor::without_pool();
     let mut group = c.benchmark_group("small_blocks");
     for txs in [1, 16, 128] {
         let workload = WorkloadSpec::new(WorkloadKind::Erc20, txs)
@@ -50,7 +51,7 @@ fn small_blocks(c: &mut Criterion) {
             b.iter(|| executor.execute(storage, block, &forced))
         });
         group.bench_function(format!("{txs}_txs/spawned_threads"), |b| {
-            b.iter(|| execute_with_spawned_threads(storage, block, &forced))
+            b.iter(|| spawned.execute(storage, block, &forced))
         });
         group.bench_function(format!("{txs}_txs/default_options"), |b| {
             b.iter(|| executor.execute(storage, block, &defaults))

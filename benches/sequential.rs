@@ -3,8 +3,8 @@
 //! `cargo bench --bench sequential`. The parallel engine's groups join these in the
 //! performance issue; until then this is the baseline they are measured against.
 
-use blockstm_evm::execute_sequential;
 use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
+use blockstm_evm::execute_sequential;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn sequential(c: &mut Criterion) {

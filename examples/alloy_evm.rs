@@ -13,11 +13,11 @@ use alloy_evm::eth::receipt_builder::AlloyReceiptBuilder;
 use alloy_evm::eth::spec::EthSpec;
 use alloy_evm::{EthEvmFactory, EvmEnv, EvmFactory};
 use alloy_primitives::{B256, Signature};
+use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
 use blockstm_evm::Options;
 use blockstm_evm::alloy_evm::ParallelEthBlockExecutorFactory;
 use blockstm_evm::revm::database::states::bundle_state::BundleRetention;
 use blockstm_evm::revm::database::{State, WrapDatabaseRef};
-use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let workload = WorkloadSpec::new(WorkloadKind::Erc20, 2_000).generate()?;

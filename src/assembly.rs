@@ -22,11 +22,11 @@ use revm::state::AccountInfo;
 use crate::error::BlockError;
 use crate::location::{Location, LocationIndex};
 use crate::mv_memory::{AccountValue, BaseValue, MvMemory};
-use crate::types::{LocId, TxIdx};
 use crate::output::{AccountChange, SlotChange, StateChanges};
-use crate::parallel::Workers;
+use crate::pool::BlockThreads;
 #[cfg(doc)]
 use crate::state_cache::Change;
+use crate::types::{LocId, TxIdx};
 
 /// The written locations of one account.
 #[derive(Default)]
@@ -90,7 +90,7 @@ pub(crate) fn state_changes<S: DatabaseRef + Sync>(
     storage: &S,
     memory: &MvMemory,
     index: &LocationIndex,
-    workers: &Workers<'_>,
+    workers: &BlockThreads<'_>,
 ) -> Result<(StateChanges, Vec<Address>), BlockError> {
     let accounts = written_accounts(memory, index);
     let parts = split_by_work(&accounts, workers.threads(), |id| memory.lane_entries(id));
@@ -195,7 +195,7 @@ fn assemble_part<S: DatabaseRef>(
     accounts: &[(Address, AccountLocations)],
 ) -> AssembledPart<S::Error> {
     let mut out = Vec::with_capacity(accounts.len());
-    // MvMemory's pins nest in this one (see `parallel::Run::work_loop`).
+    // MvMemory's pins nest in this one (see `parallel::worker`).
     let _pinned = crossbeam_epoch::pin();
     for (address, locations) in accounts {
         if let Some(assembled) = account_change(storage, memory, *address, locations)? {

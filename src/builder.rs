@@ -40,10 +40,10 @@ use revm::database_interface::DatabaseRef;
 use crate::block::Block;
 use crate::error::BlockError;
 use crate::executor::Executor;
+use crate::options::Options;
 use crate::output::{BlockOutput, TxResult};
-use crate::parallel::Options;
-use crate::pool::workers::panic_text;
 pub use crate::rules::Exclusion;
+use crate::sync::panic_text;
 
 pub use overlay::OverlayStorage;
 

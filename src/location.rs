@@ -20,9 +20,9 @@ use revm::primitives::map::AddressMap;
 use revm::primitives::{Address, U256};
 
 use self::id_table::{IdTable, Slot};
-use crate::types::{LocId, TxIdx};
 use crate::segmented_vec::SegmentedVec;
 use crate::sync::{AtomicUsize, Ordering};
+use crate::types::{LocId, TxIdx};
 
 /// A memory location of the EVM state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -27,8 +27,8 @@ use revm::primitives::{B256, KECCAK_EMPTY, U256};
 use revm::state::AccountInfo;
 use smallvec::SmallVec;
 
-use crate::types::{Incarnation, LocId, TxIdx, Version};
 use crate::segmented_vec::SegmentedVec;
+use crate::types::{Incarnation, LocId, TxIdx, Version};
 
 mod fee_lane;
 mod versions;

@@ -24,8 +24,8 @@
 
 use crossbeam_utils::CachePadded;
 
-use crate::types::{Incarnation, TxIdx, Version};
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
+use crate::types::{Incarnation, TxIdx, Version};
 
 /// Where a transaction is in its life cycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -28,6 +28,15 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> impl std::ops::DerefMut<Target = T> +
     }
 }
 
+/// The message of a caught panic (its `&str` or `String` payload).
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".to_owned())
+}
+
 /// Waits a moment for another thread to finish a step that takes a few instructions: spins,
 /// then yields the core (the other thread may have been descheduled). Under loom, lets the
 /// model run the other threads.

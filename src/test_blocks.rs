@@ -67,7 +67,12 @@ pub(crate) fn slot_writers(txs: usize) -> (InMemoryStorage, Block) {
     }
     code.push(0x00);
     let mut storage = funded_senders(txs);
-    storage.insert_account(CONTRACT, U256::ZERO, 1, Some(Bytecode::new_raw(code.into())));
+    storage.insert_account(
+        CONTRACT,
+        U256::ZERO,
+        1,
+        Some(Bytecode::new_raw(code.into())),
+    );
     let block = block(
         (0..txs)
             .map(|i| TxEnv {

@@ -7,6 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
+use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
 use blockstm_evm::builder::{
     BlockBuilder, BuilderOptions, BuiltBlock, Candidate, Decision, Exclusion, Outcome,
     OverlayStorage,
@@ -16,7 +17,6 @@ use blockstm_evm::revm::context::result::InvalidTransaction;
 use blockstm_evm::revm::context::{BlockEnv, CfgEnv};
 use blockstm_evm::revm::primitives::U256;
 use blockstm_evm::revm::primitives::hardfork::SpecId;
-use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
 use blockstm_evm::{
     Block, BlockError, Options, StateChanges, TxResult, execute, execute_sequential,
 };

@@ -6,10 +6,10 @@
 mod common;
 
 use blockstm_cli::replay::MainnetData;
+use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
 use blockstm_evm::revm::database::AccountStatus;
 use blockstm_evm::revm::primitives::hardfork::SpecId;
 use blockstm_evm::revm::primitives::{Bytes, U256};
-use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
 use blockstm_evm::{Options, execute, execute_sequential};
 use common::{
     addr, block, bundle_difference, call, code, funded, mainnet_dir, revm_state_bundle,

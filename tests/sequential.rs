@@ -2,10 +2,10 @@
 
 mod common;
 
+use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
 use blockstm_evm::revm::context::result::InvalidTransaction;
 use blockstm_evm::revm::primitives::hardfork::SpecId;
 use blockstm_evm::revm::primitives::{Bytes, KECCAK_EMPTY, U256};
-use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
 use blockstm_evm::{BlockError, InMemoryStorage, execute_sequential};
 use common::{ETHER, Fault, Faulty, addr, block, call, code, create, funded};
 

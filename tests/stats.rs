@@ -2,7 +2,15 @@
 //! one `execute` gives.
 
 use blockstm_cli::workloads::{Workload, WorkloadKind, WorkloadSpec};
-use blockstm_evm::{ExecutionStats, Options, execute_sequential, execute_with_stats};
+use blockstm_evm::{ExecutionStats, Executor, Options, execute_sequential};
+
+fn execute_with_stats(
+    storage: &blockstm_evm::InMemoryStorage,
+    block: &blockstm_evm::Block,
+    options: &Options,
+) -> Result<(blockstm_evm::BlockOutput, ExecutionStats), blockstm_evm::BlockError> {
+    Executor::global().execute_with_stats(storage, block, options)
+}
 
 fn forced(threads: usize) -> Options {
     Options {

@@ -3,15 +3,15 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
+use blockstm_cli::workloads::contracts::{
+    erc20_balance_of, erc20_transfer, mapping_slot, nested_mapping_slot, pair, pair_amount_out,
+    pair_swap, token,
+};
 use blockstm_evm::InMemoryStorage;
 use blockstm_evm::execute_sequential;
 use blockstm_evm::revm::context::result::ExecutionResult;
 use blockstm_evm::revm::primitives::hardfork::SpecId;
 use blockstm_evm::revm::primitives::{Address, U256, keccak256};
-use blockstm_cli::workloads::contracts::{
-    erc20_balance_of, erc20_transfer, mapping_slot, nested_mapping_slot, pair, pair_amount_out,
-    pair_swap, token,
-};
 use common::{ETHER, addr, block, call, funded};
 
 fn balance_slot(holder: Address) -> U256 {

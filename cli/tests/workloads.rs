@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
+use blockstm_cli::workloads::{MAX_TXS, WorkloadError, WorkloadKind, WorkloadSpec};
 use blockstm_evm::execute_sequential;
 use blockstm_evm::revm::primitives::{Address, TxKind, U256};
-use blockstm_cli::workloads::{MAX_TXS, WorkloadError, WorkloadKind, WorkloadSpec};
 
 fn target(tx: &blockstm_evm::revm::context::TxEnv) -> Address {
     match tx.kind {

@@ -16,8 +16,8 @@ use super::{
 use crate::block::Block;
 use crate::error::BlockError;
 use crate::executor::Executor;
+use crate::options::Options;
 use crate::output::{StateChanges, TxResult};
-use crate::parallel::{Options, run_on};
 use crate::rules::{Rules, RunOutput};
 
 use super::overlay::OverlayStorage;
@@ -76,7 +76,7 @@ impl<S: BuilderStorage> Driver<S> {
 
     fn rounds(&self) -> Result<Finished, BlockError> {
         let executor = match &self.executor {
-            Some(executor) => Some(&**executor),
+            Some(executor) => &**executor,
             None => Executor::global(),
         };
         let max_blob_gas = self
@@ -120,7 +120,8 @@ impl<S: BuilderStorage> Driver<S> {
                 let rules = Rules::Build {
                     drop_if_reverted: &drop_if_reverted,
                 };
-                let (run, run_stats) = run_on(executor, &overlay, &block, &execution, rules)
+                let (run, run_stats) = executor
+                    .run(&overlay, &block, &execution, rules)
                     .map_err(|error| error.with_index(|position| numbers[position]))?;
                 if !run_stats.sequential {
                     stats.parallel_rounds += 1;

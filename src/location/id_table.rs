@@ -21,9 +21,9 @@
 
 use std::hash::BuildHasher;
 
-use crate::types::LocId;
 use crate::segmented_vec::{BUCKETS, SegmentedVec, bucket_len};
 use crate::sync::{AtomicU64, Ordering};
+use crate::types::LocId;
 
 /// Slots tried in one tier before moving to the next (linear probing).
 const PROBES: usize = 16;

@@ -5,6 +5,9 @@
 //! execution units, and an EVM worker keeps them busy), then, if more workers per node are
 //! asked for than the node has cores, the cores' other processing units.
 
+#[cfg(feature = "hwloc")]
+use super::PoolError;
+
 /// How to size and place the pool.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PoolOptions {
@@ -97,19 +100,19 @@ impl PoolPlan {
     /// The plan for the hwloc synthetic topology `description` (e.g.
     /// `"pack:2 numa:2 core:8 pu:2"`): how the pool would be laid out on such a machine.
     #[cfg(feature = "hwloc")]
-    pub fn for_synthetic(description: &str, options: &PoolOptions) -> Result<Self, String> {
+    pub fn for_synthetic(description: &str, options: &PoolOptions) -> Result<Self, PoolError> {
         let topology = hwlocality::Topology::builder()
             .from_synthetic(description)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| PoolError::Topology(format!("synthetic `{description}`: {e}")))?
             .build()
-            .map_err(|e| e.to_string())?;
-        hwloc_plan::plan(&topology, options)
+            .map_err(|e| PoolError::Topology(format!("synthetic `{description}`: {e}")))?;
+        hwloc_plan::plan(&topology, options).map_err(PoolError::Topology)
     }
 }
 
 /// One node of `available_parallelism` (or `workers_per_node`) workers, pinned in order to
 /// the CPUs this process may run on when each worker gets a CPU of its own, else unpinned.
-pub fn fallback(options: &PoolOptions, reason: String) -> PoolPlan {
+pub(crate) fn fallback(options: &PoolOptions, reason: String) -> PoolPlan {
     let cpus = core_affinity::get_core_ids().map(|ids| ids.into_iter().map(|id| id.id).collect());
     fallback_on(options, cpus, reason)
 }

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
+use super::PoolError;
 use super::topology::PoolPlan;
+use crate::sync::panic_text;
 
 /// Polls of its mailbox a worker makes with only a pause instruction between them, right
 /// after a job: the next phase of the same block (assembly) usually follows within them.
@@ -47,10 +49,10 @@ struct Batch {
 }
 
 /// What a worker's job is told: which participant it is.
-pub struct WorkerContext {
+pub(crate) struct WorkerContext {
     /// Index of this worker among the block's participants (0-based); the same worker has
     /// the same index in every block, so per-worker state kept by index stays on its node.
-    pub index: usize,
+    pub(crate) index: usize,
 }
 
 /// One worker's mailbox.
@@ -68,7 +70,7 @@ struct Shared {
 }
 
 /// A persistent pool of worker threads laid out by a [`PoolPlan`].
-pub struct WorkerPool {
+pub(crate) struct WorkerPool {
     shared: Arc<Shared>,
     handles: Vec<JoinHandle<()>>,
     plan: PoolPlan,
@@ -78,7 +80,7 @@ pub struct WorkerPool {
 
 impl WorkerPool {
     /// Starts one thread per worker of `plan`, pinned to its CPU where the plan names one.
-    pub fn new(plan: PoolPlan) -> std::io::Result<Self> {
+    pub(crate) fn new(plan: PoolPlan) -> Result<Self, PoolError> {
         let placements = plan.placements();
         let shared = Arc::new(Shared {
             mailboxes: placements
@@ -100,7 +102,8 @@ impl WorkerPool {
             let for_worker = Arc::clone(&shared);
             let handle = std::thread::Builder::new()
                 .name(format!("blockstm-n{node}-w{worker}"))
-                .spawn(move || worker_main(&for_worker, worker, cpu))?;
+                .spawn(move || worker_main(&for_worker, worker, cpu))
+                .map_err(|source| PoolError::Spawn { worker, source })?;
             *lock(&shared.mailboxes[worker].thread) = Some(handle.thread().clone());
             handles.push(handle);
         }
@@ -113,18 +116,18 @@ impl WorkerPool {
     }
 
     /// The layout the pool was built from.
-    pub fn plan(&self) -> &PoolPlan {
+    pub(crate) fn plan(&self) -> &PoolPlan {
         &self.plan
     }
 
     /// Number of workers.
-    pub fn workers(&self) -> usize {
+    pub(crate) fn workers(&self) -> usize {
         self.handles.len()
     }
 
     /// Runs `job` on the first `participants` workers (at most all of them) and returns when
     /// every one has finished; a panic in the job is caught and returned as its message.
-    pub fn run(
+    pub(crate) fn run(
         &self,
         participants: usize,
         job: &(dyn Fn(&mut WorkerContext) + Sync),
@@ -171,7 +174,7 @@ impl WorkerPool {
     }
 
     /// Hands `value` to the pool to be dropped by an idle worker, off the caller's path.
-    pub fn defer_drop(&self, value: Box<dyn Any + Send>) {
+    pub(crate) fn defer_drop(&self, value: Box<dyn Any + Send>) {
         lock(&self.shared.garbage).push(value);
         self.shared.garbage_pending.store(true, Ordering::Release);
         // The last worker is the least likely to be needed by the next small block.
@@ -255,15 +258,6 @@ fn wait_for_job(shared: &Shared, mailbox: &Mailbox) -> Option<JobRef> {
             std::thread::park();
         }
     }
-}
-
-/// The message of a caught panic.
-pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic payload".to_owned())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -28,11 +28,11 @@ use revm_statetest_types::blockchain::{Account, BlockchainTest, BlockchainTestCa
 use super::skips::{skipped_file, skipped_network};
 use super::statetest::panic_message;
 use super::{CaseOutcome, Verdict, WorldState, parallel_difference};
-use blockstm_evm::block::Block;
-use blockstm_evm::parallel::{Options, execute};
 use crate::replay::{block_env, check_header, tx_env};
+use blockstm_evm::block::Block;
 use blockstm_evm::sequential::execute_sequential;
 use blockstm_evm::storage::InMemoryStorage;
+use blockstm_evm::{Options, execute};
 
 /// How to run blockchain tests.
 #[derive(Clone, Debug)]

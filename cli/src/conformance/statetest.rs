@@ -13,8 +13,8 @@ use revm_statetest_types::{SpecName, Test, TestSuite, TestUnit};
 use super::skips::{skipped_file, skipped_fork};
 use super::{CaseOutcome, Verdict, WorldState, logs_hash, parallel_difference};
 use blockstm_evm::block::Block;
-use blockstm_evm::parallel::{Options, execute};
 use blockstm_evm::sequential::execute_sequential;
+use blockstm_evm::{Options, execute};
 
 /// How to run state tests.
 #[derive(Clone, Debug)]

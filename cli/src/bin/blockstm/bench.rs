@@ -7,13 +7,10 @@ use std::time::Duration;
 use crate::stats_row::StatsRow;
 use crate::timing::{median_ms, timed};
 
-use blockstm_evm::revm::DatabaseRef;
 use blockstm_cli::LatencyStorage;
 use blockstm_cli::workloads::{Workload, WorkloadError, WorkloadKind, WorkloadSpec};
-use blockstm_evm::{
-    BlockError, BlockOutput, Options, execute_sequential, execute_with_spawned_threads,
-    execute_with_stats,
-};
+use blockstm_evm::revm::DatabaseRef;
+use blockstm_evm::{BlockError, BlockOutput, Executor, Options, execute_sequential};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -326,12 +323,15 @@ where
     F: Fn() -> S,
 {
     let runs = args.runs;
+    let spawned = Executor::without_pool();
     let parallel = |storage: &S, options: &Options| {
         if args.spawned_threads {
-            execute_with_spawned_threads(storage, &workload.block, options)
+            spawned
+                .execute(storage, &workload.block, options)
                 .map(|output| (output, None))
         } else {
-            execute_with_stats(storage, &workload.block, options)
+            Executor::global()
+                .execute_with_stats(storage, &workload.block, options)
                 .map(|(output, stats)| (output, Some(stats)))
         }
     };

@@ -11,8 +11,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use blockstm_evm::builder::{BlockBuilder, BuilderOptions, Candidate};
 use blockstm_cli::workloads::Workload;
+use blockstm_evm::builder::{BlockBuilder, BuilderOptions, Candidate};
 use blockstm_evm::{BlockError, Executor, Options, execute, execute_sequential};
 use indicatif::ProgressBar;
 use serde::Serialize;
@@ -154,9 +154,8 @@ pub(crate) fn bench_builder(
     let (mut build_times, mut first_times, mut builds) = (Vec::new(), Vec::new(), Vec::new());
     // Each timed run starts on an idle pool: no earlier run's deferred teardown still going.
     let settle = || {
-        if let Some(executor) = Executor::global() {
-            executor.pool_run_empty(executor.workers());
-        }
+        let executor = Executor::global();
+        executor.pool_run_empty(executor.workers());
     };
     for _ in 0..runs {
         settle();

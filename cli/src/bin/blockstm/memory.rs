@@ -4,7 +4,7 @@
 use std::process::{Command, ExitCode};
 
 use blockstm_cli::workloads::WorkloadSpec;
-use blockstm_evm::{Executor, Options, execute_sequential, execute_with_stats};
+use blockstm_evm::{Executor, Options, execute_sequential};
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
@@ -72,16 +72,16 @@ pub fn probe(
             base
         }
         Engine::Parallel => {
-            if let Some(executor) = Executor::global() {
-                executor.pool_run_empty(threads.min(executor.workers()));
-            }
+            let executor = Executor::global();
+            executor.pool_run_empty(threads.min(executor.workers()));
             let pool = resident_mib("VmRSS")?;
-            let (_, stats) = execute_with_stats(
-                &workload.storage,
-                &workload.block,
-                &Options::with_concurrency(threads),
-            )
-            .map_err(execution_error)?;
+            let (_, stats) = executor
+                .execute_with_stats(
+                    &workload.storage,
+                    &workload.block,
+                    &Options::with_concurrency(threads),
+                )
+                .map_err(execution_error)?;
             if stats.sequential {
                 return Err(BenchError::Memory(format!(
                     "{}: the block ran on the sequential path; use a larger --txs",

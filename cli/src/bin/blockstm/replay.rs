@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use blockstm_cli::replay::{MainnetData, ReplayError};
-use blockstm_evm::{ExecutionStats, Options, execute, execute_sequential, execute_with_stats};
+use blockstm_evm::{ExecutionStats, Executor, Options, execute, execute_sequential};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -180,8 +180,9 @@ fn replay_block(
     row.txs = block.block.txs.len();
     // Warm-up: the first block that needs them loads the KZG setup and precompile tables.
     let sequential = execute_sequential(&block.storage, &block.block);
-    let parallel =
-        execute_with_stats(&block.storage, &block.block, options).map(|(output, stats)| {
+    let parallel = Executor::global()
+        .execute_with_stats(&block.storage, &block.block, options)
+        .map(|(output, stats)| {
             row.path = Some(path_name(&stats));
             output
         });
@@ -190,8 +191,9 @@ fn replay_block(
     for _ in 0..runs {
         seq_times.push(timed(|| execute_sequential(&block.storage, &block.block)).0);
         if with_stats {
-            let (elapsed, outcome) =
-                timed(|| execute_with_stats(&block.storage, &block.block, options));
+            let (elapsed, outcome) = timed(|| {
+                Executor::global().execute_with_stats(&block.storage, &block.block, options)
+            });
             par_times.push(elapsed);
             if let Ok((_, stats)) = outcome {
                 par_stats.push((elapsed, stats));

@@ -1,0 +1,114 @@
+//! [`Retained`]: what an executor keeps from one block to the next for the engine: each
+//! worker's read-set arena and VM buffers, and how many locations the last block met.
+
+use std::sync::{Mutex, PoisonError};
+
+use bumpalo::Bump;
+
+use crate::sync::{AtomicUsize, Ordering};
+use crate::vm::VmBuffers;
+
+/// What a pool worker keeps from one block to the next: its read-set arena and the VM's
+/// buffers, allocated by the worker itself (so on its node) and reused, not reallocated.
+#[derive(Default)]
+pub(crate) struct WorkerState {
+    pub(crate) arena: Bump,
+    pub(crate) buffers: VmBuffers,
+}
+
+/// Kept across an executor's blocks.
+pub(crate) struct Retained {
+    /// Worker `i`'s arena and buffers, kept across blocks (their memory stays on `i`'s node).
+    states: Mutex<Vec<WorkerState>>,
+    /// Locations the last block met during execution (beyond those its plan predicted), per
+    /// 100 transactions, plus one (zero: no block yet). Sizes the next block's location table:
+    /// consecutive blocks of a chain are alike.
+    unpredicted_per_100_txs: AtomicUsize,
+}
+
+impl Retained {
+    /// Fresh states for `workers` workers, no block seen yet.
+    pub(crate) fn new(workers: usize) -> Self {
+        Self {
+            states: Mutex::new((0..workers).map(|_| WorkerState::default()).collect()),
+            unpredicted_per_100_txs: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many locations a block of `txs` transactions is expected to meet during execution,
+    /// from the last block's density (`None` before the first block).
+    pub(crate) fn expected_unpredicted(&self, txs: usize) -> Option<usize> {
+        // Relaxed: a sizing hint; any value read is correct, only the speed differs.
+        match self.unpredicted_per_100_txs.load(Ordering::Relaxed) {
+            0 => None,
+            density => Some(txs.saturating_mul(density - 1) / 100),
+        }
+    }
+
+    /// Records how many locations a block of `txs` transactions met during execution.
+    pub(crate) fn record_unpredicted(&self, txs: usize, unpredicted: usize) {
+        let density = unpredicted.saturating_mul(100) / txs.max(1);
+        // Relaxed: a sizing hint (see `expected_unpredicted`).
+        self.unpredicted_per_100_txs
+            .store(density.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// The first `count` workers' states, their arenas reset (a concurrent block gets fresh
+    /// ones).
+    pub(crate) fn take_worker_states(&self, count: usize) -> Vec<WorkerState> {
+        let mut kept = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        (0..count)
+            .map(|i| match kept.get_mut(i) {
+                Some(state) => {
+                    let mut state = std::mem::take(state);
+                    state.arena.reset();
+                    state
+                }
+                None => WorkerState::default(),
+            })
+            .collect()
+    }
+
+    /// Gives the workers' states back for the next block, and returns those beyond the
+    /// kept workers' count (a block on spawned threads) for the caller to free.
+    pub(crate) fn return_worker_states(&self, states: Vec<WorkerState>) -> Vec<WorkerState> {
+        let mut kept = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut states = states.into_iter();
+        for (slot, state) in kept.iter_mut().zip(&mut states) {
+            *slot = state;
+        }
+        states.collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arenas_are_kept_for_their_worker_and_reset() {
+        let retained = Retained::new(2);
+        let states = retained.take_worker_states(2);
+        states[1].arena.alloc_slice_fill_copy(100_000, 0u8);
+        retained.return_worker_states(states);
+        let again = retained.take_worker_states(2);
+        assert!(
+            again[1].arena.chunk_capacity() >= 100_000,
+            "worker 1's chunk is kept, and reset to empty"
+        );
+        assert!(
+            again[0].arena.chunk_capacity() < 100_000,
+            "worker 0's arena is its own"
+        );
+    }
+
+    #[test]
+    fn the_density_hint_is_absent_before_the_first_block() {
+        let retained = Retained::new(1);
+        assert_eq!(retained.expected_unpredicted(100), None);
+        retained.record_unpredicted(200, 2_400);
+        assert_eq!(retained.expected_unpredicted(100), Some(1_200));
+        retained.record_unpredicted(200, 0);
+        assert_eq!(retained.expected_unpredicted(100), Some(0));
+    }
+}
