@@ -154,7 +154,7 @@ fn group_heads(code: &str) -> Vec<String> {
 fn used_modules(code: &str, module: &[String]) -> BTreeSet<String> {
     let mut used = BTreeSet::new();
     let mut rest = code;
-    while let Some(at) = rest.find(|c: char| c == 'c' || c == 's') {
+    while let Some(at) = rest.find(['c', 's']) {
         let tail = &rest[at..];
         let boundary = rest[..at]
             .chars()
