@@ -21,6 +21,8 @@
 //! Storage is anything that implements revm's [`DatabaseRef`](revm::DatabaseRef): revm's
 //! `CacheDB`, a reth state provider, or the [`InMemoryStorage`] shipped here.
 
+#![deny(missing_docs)]
+
 #[cfg(feature = "alloy-evm")]
 pub mod alloy_evm;
 mod assembly;

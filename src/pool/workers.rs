@@ -139,10 +139,10 @@ impl WorkerPool {
             caller: std::thread::current(),
             panic: Mutex::new(None),
         };
-        // SAFETY: only the lifetime is erased; `job` and `batch` outlive every use, since
-        // this function waits below until `remaining` is zero, and a worker touches neither
-        // after its decrement.
         let job_ref = JobRef {
+            // SAFETY: only the lifetime is erased; `job` and `batch` outlive every use, since
+            // this function waits below until `remaining` is zero, and a worker touches
+            // neither after its decrement.
             job: unsafe {
                 std::mem::transmute::<
                     *const (dyn Fn(&mut WorkerContext) + Sync + '_),
