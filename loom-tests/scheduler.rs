@@ -36,12 +36,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use revm::primitives::U256;
 
 use super::{STACK_WORDS, explore};
-use crate::mv_memory::{
-    Incarnation, MvMemory, Read, ReadOrigin, ReadResult, TxIdx, Version, WriteValue,
-};
+use crate::mv_memory::{MvMemory, Read, ReadOrigin, ReadResult, WriteValue};
 use crate::scheduler::{Mutation, Scheduler, Status, Task};
 use crate::sync::{Mutex, lock};
-use crate::types::LocId;
+use crate::types::{Incarnation, LocId, TxIdx, Version};
 
 /// A storage location of the model (an index into `MvMemory`'s cells).
 type Loc = u32;

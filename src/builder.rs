@@ -30,7 +30,7 @@ mod driver;
 mod overlay;
 
 use std::ops::Range;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ use crate::executor::Executor;
 use crate::options::Options;
 use crate::output::{BlockOutput, TxResult};
 pub use crate::rules::Exclusion;
-use crate::sync::panic_text;
+use crate::sync::{Condvar, Mutex, lock, panic_text};
 
 pub use overlay::OverlayStorage;
 
@@ -433,6 +433,4 @@ fn take_new(delivered: &mut usize, log: &Log) -> Vec<Decision> {
     new
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
+

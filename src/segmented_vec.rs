@@ -6,7 +6,7 @@
 //! array is dropped, which is what lets MvMemory hand out `&Cell` for the block's lifetime.
 
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use crate::sync::{AtomicPtr, Ordering, exclusive_ptr};
 
 /// Elements in the first bucket: small, so that a small block's set-up and teardown touch
 /// little memory (a bucket of 64 padded cells is 8 KiB); large blocks take a few more buckets.
@@ -42,7 +42,8 @@ impl<T: Default> SegmentedVec<T> {
     /// An empty array with room for `capacity` elements allocated up front.
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         let vec = Self {
-            buckets: [const { AtomicPtr::new(ptr::null_mut()) }; BUCKETS],
+            // Not a `const` array: loom's atomics have no `const fn new`.
+            buckets: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
         };
         if capacity > 0 {
             let (last, _) = locate(capacity - 1);
@@ -104,7 +105,7 @@ impl<T: Default> SegmentedVec<T> {
 impl<T> Drop for SegmentedVec<T> {
     fn drop(&mut self) {
         for (bucket, pointer) in self.buckets.iter_mut().enumerate() {
-            let pointer = *pointer.get_mut();
+            let pointer = exclusive_ptr(pointer);
             if !pointer.is_null() {
                 // SAFETY: a non-null bucket pointer was published by `bucket` from
                 // `Box::into_raw` of a slice of `bucket_len(bucket)` elements, and `&mut self`

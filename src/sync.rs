@@ -2,20 +2,22 @@
 //! normally, loom's under `cfg(loom)` so that `loom-tests/` model-checks the real code.
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::Mutex;
+pub(crate) use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::Mutex;
+pub(crate) use loom::sync::atomic::{AtomicPtr, Ordering};
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::Ordering;
+pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) use seq_cst::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
 
 /// Locks `mutex`, ignoring poisoning: a panicking worker abandons the whole block (see
 /// `parallel`), so data behind a poisoned lock is never used for an answer.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> impl std::ops::DerefMut<Target = T> + '_ {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     #[cfg(not(loom))]
     {
         mutex
@@ -25,6 +27,19 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> impl std::ops::DerefMut<Target = T> +
     #[cfg(loom)]
     {
         mutex.lock().unwrap()
+    }
+}
+
+/// The pointer in `atomic`, read through the exclusive borrow that proves no other thread
+/// uses it (std's `get_mut`, loom's `with_mut`).
+pub(crate) fn exclusive_ptr<T>(atomic: &mut AtomicPtr<T>) -> *mut T {
+    #[cfg(not(loom))]
+    {
+        *atomic.get_mut()
+    }
+    #[cfg(loom)]
+    {
+        atomic.with_mut(|pointer| *pointer)
     }
 }
 

@@ -9,8 +9,7 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use crossbeam_utils::CachePadded;
 
 use super::PoolError;
 use super::topology::PoolPlan;
-use crate::sync::panic_text;
+use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering, lock, panic_text};
 
 /// Polls of its mailbox a worker makes with only a pause instruction between them, right
 /// after a job: the next phase of the same block (assembly) usually follows within them.
@@ -166,7 +165,7 @@ impl WorkerPool {
         match batch
             .panic
             .into_inner()
-            .unwrap_or_else(PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
         {
             Some(message) => Err(message),
             None => Ok(()),
@@ -260,9 +259,6 @@ fn wait_for_job(shared: &Shared, mailbox: &Mailbox) -> Option<JobRef> {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 #[cfg(test)]
 mod tests {
