@@ -34,12 +34,11 @@ use bumpalo::Bump;
 
 use crate::evm::BlockEvm;
 use crate::location::{Location, LocationIndex, TxAccounts};
-use crate::types::LocId;
 use crate::mv_memory::{
-    AccountDigest, AccountValue, BaseValue, MvMemory, Read, ReadOrigin, ReadResult, TxIdx,
-    WriteValue,
+    AccountDigest, AccountValue, BaseValue, MvMemory, Read, ReadOrigin, ReadResult, WriteValue,
 };
 use crate::state_cache::{AccountCommit, apply_reward};
+use crate::types::{LocId, TxIdx};
 
 /// What every worker shares for one block.
 pub(crate) struct BlockContext<'a, S> {
