@@ -98,9 +98,10 @@ fn tx1_count_steps(location: LocId, only: bool) -> u16 {
 fn tx0_steps(result: &ReadResult) -> u16 {
     match result {
         ReadResult::Base => steps(0, 0),
-        ReadResult::Rewarded { start: None, fees } if fees.as_slice() == [(0, U256::from(5))] => {
-            steps(1, 2)
-        }
+        ReadResult::Credited {
+            start: None,
+            credits,
+        } if credits.as_slice() == [(0, U256::from(5))] => steps(1, 2),
         ReadResult::Written {
             version: Version {
                 tx: 0,
@@ -197,7 +198,7 @@ fn run_once(mutation: CellMutation, entries: Entries) {
     let tx0 = {
         let memory = Arc::clone(&memory);
         spawn(Box::new(move || {
-            assert!(memory.record(0, 0, vec![(C, WriteValue::Reward(U256::from(5)))]));
+            assert!(memory.record(0, 0, vec![(C, WriteValue::Credit(U256::from(5)))]));
             assert!(!memory.record(0, 1, vec![(C, WriteValue::Account(account()))]));
         }))
     };

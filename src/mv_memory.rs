@@ -15,7 +15,7 @@
 //!   validator that aborted it (`mark_estimates`); the scheduler never lets both run at once.
 //! - An `Estimate` entry stands for a write that an aborted incarnation made and that its next
 //!   incarnation will probably make again: readers wait for it instead of guessing.
-//! - `Reward` entries are lazy: "touch the account and add this amount", resolved on read.
+//! - `Credit` entries are lazy: "touch the account and add this amount", resolved on read.
 //!   The beneficiary's fees and the value of plain transfers to accounts without code are
 //!   written this way, so that they do not serialise the block (see `vm`).
 
@@ -27,8 +27,8 @@ use revm::primitives::{B256, KECCAK_EMPTY, U256};
 use revm::state::AccountInfo;
 use smallvec::SmallVec;
 
-use crate::types::{Incarnation, LocId, TxIdx, Version};
 use crate::segmented_vec::SegmentedVec;
+use crate::types::{Incarnation, LocId, TxIdx, Version};
 
 mod fee_lane;
 mod versions;
@@ -52,8 +52,8 @@ pub(crate) struct AccountValue {
 pub(crate) enum WriteValue {
     Account(AccountValue),
     Storage(U256),
-    /// Touch the account and credit this fee (EIP-161 applies), on top of the value below.
-    Reward(U256),
+    /// Touch the account and credit this amount (EIP-161 applies), on top of the value below.
+    Credit(U256),
 }
 
 /// The pre-block value of a location, as storage returned it.
@@ -148,7 +148,7 @@ impl EntryData {
     fn is_plain(&self) -> bool {
         !matches!(
             self,
-            EntryData::Absent | EntryData::Written(WriteValue::Reward(_))
+            EntryData::Absent | EntryData::Written(WriteValue::Credit(_))
         )
     }
 }
@@ -160,10 +160,10 @@ pub(crate) enum ReadResult {
     Base,
     /// The highest writer below the reader, and its value.
     Written { version: Version, value: WriteValue },
-    /// Fees credited on top of `start` (`None`: the pre-block value), oldest first.
-    Rewarded {
+    /// Credits on top of `start` (`None`: the pre-block value), oldest first.
+    Credited {
         start: Option<AccountValue>,
-        fees: SmallVec<[Credit; 4]>,
+        credits: SmallVec<[Credit; 4]>,
     },
     /// The highest writer below the reader was aborted: wait for its next incarnation.
     Blocked(TxIdx),
@@ -194,7 +194,7 @@ impl AccountDigest {
 pub(crate) enum ReadOrigin<'a> {
     Base,
     Version(Version),
-    /// A value resolved from lazy fees, validated by value (the digest lives in the reading
+    /// A value resolved from lazy credits, validated by value (the digest lives in the reading
     /// worker's arena).
     Resolved(&'a AccountDigest),
     /// The recipient of a lazily credited transfer: only its having no code mattered, so that
@@ -354,13 +354,13 @@ impl MvMemory {
         }
         // Writers may insert, swap or mark entries while this reader walks them.
         crate::stress::point();
-        let mut fees: SmallVec<[Credit; 4]> = SmallVec::new();
+        let mut credits: SmallVec<[Credit; 4]> = SmallVec::new();
         for (writer, entry) in cell.versions.below(tx, &guard) {
             match &entry.data {
                 EntryData::Absent => continue,
                 EntryData::Estimate => return ReadResult::Blocked(writer),
-                EntryData::Written(WriteValue::Reward(fee)) => fees.push((writer, *fee)),
-                EntryData::Written(value) if fees.is_empty() => {
+                EntryData::Written(WriteValue::Credit(amount)) => credits.push((writer, *amount)),
+                EntryData::Written(value) if credits.is_empty() => {
                     return ReadResult::Written {
                         version: Version {
                             tx: writer,
@@ -370,22 +370,25 @@ impl MvMemory {
                     };
                 }
                 EntryData::Written(WriteValue::Account(account)) => {
-                    fees.reverse();
-                    return ReadResult::Rewarded {
+                    credits.reverse();
+                    return ReadResult::Credited {
                         start: Some(account.clone()),
-                        fees,
+                        credits,
                     };
                 }
                 EntryData::Written(WriteValue::Storage(_)) => {
-                    unreachable!("fees are only credited to account locations")
+                    unreachable!("credits go to account locations only")
                 }
             }
         }
-        if fees.is_empty() {
+        if credits.is_empty() {
             ReadResult::Base
         } else {
-            fees.reverse();
-            ReadResult::Rewarded { start: None, fees }
+            credits.reverse();
+            ReadResult::Credited {
+                start: None,
+                credits,
+            }
         }
     }
 
@@ -409,7 +412,7 @@ impl MvMemory {
             match lane.load(writer, &guard).map(|state| &state.data) {
                 None | Some(EntryData::Absent) => {}
                 Some(EntryData::Estimate) => return ReadResult::Blocked(writer),
-                Some(EntryData::Written(WriteValue::Reward(fee))) => fees.push((writer, *fee)),
+                Some(EntryData::Written(WriteValue::Credit(fee))) => fees.push((writer, *fee)),
                 Some(EntryData::Written(_)) => {
                     unreachable!("the fee lane holds lazy credits only")
                 }
@@ -420,7 +423,10 @@ impl MvMemory {
             return if fees.is_empty() {
                 ReadResult::Base
             } else {
-                ReadResult::Rewarded { start: None, fees }
+                ReadResult::Credited {
+                    start: None,
+                    credits: fees,
+                }
             };
         };
         if matches!(
@@ -438,9 +444,9 @@ impl MvMemory {
                 },
                 value: value.clone(),
             },
-            EntryData::Written(WriteValue::Account(account)) => ReadResult::Rewarded {
+            EntryData::Written(WriteValue::Account(account)) => ReadResult::Credited {
                 start: Some(account.clone()),
-                fees,
+                credits: fees,
             },
             EntryData::Written(_) | EntryData::Absent => {
                 unreachable!("the skip list at the fee location holds account values")
@@ -475,7 +481,7 @@ impl MvMemory {
             let writer = writer as TxIdx;
             match lane.load(writer, &guard).map(|state| &state.data) {
                 None | Some(EntryData::Absent) => {}
-                Some(EntryData::Written(WriteValue::Reward(fee))) => {
+                Some(EntryData::Written(WriteValue::Credit(fee))) => {
                     let start = value.take().unwrap_or_else(|| AccountValue {
                         info: base.clone(),
                         wiped_at: None,
@@ -503,12 +509,12 @@ impl MvMemory {
         self.cell(location).base.get_or_init(|| Box::new(value))
     }
 
-    /// Applies `fees` on top of `start` (or the cached base value).
-    pub(crate) fn resolve_rewards(
+    /// Applies `credits` on top of `start` (or the cached base value).
+    pub(crate) fn resolve_credits(
         &self,
         location: LocId,
         start: Option<AccountValue>,
-        fees: &[Credit],
+        credits: &[Credit],
     ) -> Option<AccountValue> {
         let value = match start {
             Some(value) => value,
@@ -517,7 +523,7 @@ impl MvMemory {
                 BaseValue::Storage(_) => return None,
             },
         };
-        Some(self.apply_credits(value, fees))
+        Some(self.apply_credits(value, credits))
     }
 
     /// `value` with `credits` applied in order.
@@ -527,9 +533,9 @@ impl MvMemory {
         })
     }
 
-    /// The value the last writer left at an account location, with trailing fees credited on
-    /// top of it (or of `base`, the pre-block value, when only fees were written); `None` when
-    /// no transaction's final incarnation writes it.
+    /// The value the last writer left at an account location, with the credits written after
+    /// it applied on top of it (or of `base`, the pre-block value, when only credits were
+    /// written); `None` when no transaction's final incarnation writes it.
     pub(crate) fn final_account(
         &self,
         location: LocId,
@@ -541,19 +547,19 @@ impl MvMemory {
         let guard = epoch::pin();
         // Forward: each step is O(1), where stepping back in a skip list is a search. A
         // credited account's cell holds one credit per crediting transaction.
-        let mut fees: SmallVec<[Credit; 4]> = SmallVec::new();
+        let mut credits: SmallVec<[Credit; 4]> = SmallVec::new();
         let mut start = None;
         let mut written = false;
         for (writer, state) in self.cell(location).versions.ascending(&guard) {
             match &state.data {
                 EntryData::Absent => continue,
-                EntryData::Written(WriteValue::Reward(fee)) => fees.push((writer, *fee)),
+                EntryData::Written(WriteValue::Credit(amount)) => credits.push((writer, *amount)),
                 EntryData::Written(WriteValue::Account(value)) => {
                     start = Some(value);
-                    fees.clear();
+                    credits.clear();
                 }
                 EntryData::Written(WriteValue::Storage(_)) | EntryData::Estimate => {
-                    unreachable!("after execution, account cells hold account values and fees")
+                    unreachable!("after execution, account cells hold account values and credits")
                 }
             }
             written = true;
@@ -565,7 +571,7 @@ impl MvMemory {
             info: base.clone(),
             wiped_at: None,
         });
-        Some(self.apply_credits(value, &fees))
+        Some(self.apply_credits(value, &credits))
     }
 
     /// Whether any transaction ever wrote `location` in this block.
@@ -666,7 +672,7 @@ impl MvMemory {
             data: EntryData::Absent,
         };
         match data {
-            EntryData::Written(WriteValue::Reward(_)) => {
+            EntryData::Written(WriteValue::Credit(_)) => {
                 lane.store(tx, EntryState { incarnation, data }, guard);
                 if in_versions(tx) {
                     crate::stress::point();
@@ -832,7 +838,7 @@ impl MvMemory {
                 value: WriteValue::Account(value),
                 ..
             } => Some(value),
-            ReadResult::Rewarded { start, .. } => start,
+            ReadResult::Credited { start, .. } => start,
             ReadResult::Base => None,
             ReadResult::Written { .. } | ReadResult::Blocked(_) => return false,
         };
@@ -857,7 +863,9 @@ impl MvMemory {
                 value: WriteValue::Account(value),
                 ..
             } => Some(value),
-            ReadResult::Rewarded { start, fees } => self.resolve_rewards(location, start, &fees),
+            ReadResult::Credited { start, credits } => {
+                self.resolve_credits(location, start, &credits)
+            }
             ReadResult::Written { .. } | ReadResult::Blocked(_) => None,
         }
     }
@@ -919,7 +927,7 @@ mod tests {
     }
 
     #[test]
-    fn rewards_resolve_on_top_of_the_last_plain_value() {
+    fn credits_resolve_on_top_of_the_last_plain_value() {
         let memory = MvMemory::new(10, 1, true);
         let loc = LocId(0);
         let base = AccountValue {
@@ -927,13 +935,16 @@ mod tests {
             wiped_at: None,
         };
         memory.set_base(loc, BaseValue::Account(base));
-        memory.record(1, 0, vec![(loc, WriteValue::Reward(U256::from(5)))]);
-        memory.record(3, 0, vec![(loc, WriteValue::Reward(U256::from(7)))]);
-        let ReadResult::Rewarded { start, fees } = memory.read(loc, 9) else {
+        memory.record(1, 0, vec![(loc, WriteValue::Credit(U256::from(5)))]);
+        memory.record(3, 0, vec![(loc, WriteValue::Credit(U256::from(7)))]);
+        let ReadResult::Credited { start, credits } = memory.read(loc, 9) else {
             panic!()
         };
-        assert_eq!(fees.as_slice(), &[(1, U256::from(5)), (3, U256::from(7))]);
-        let value = memory.resolve_rewards(loc, start, &fees).unwrap();
+        assert_eq!(
+            credits.as_slice(),
+            &[(1, U256::from(5)), (3, U256::from(7))]
+        );
+        let value = memory.resolve_credits(loc, start, &credits).unwrap();
         assert_eq!(value.info.unwrap().balance, U256::from(12));
         // A zero credit to an absent account leaves it absent after Spurious Dragon, and
         // materialises it, storage wiped, before.
@@ -947,7 +958,7 @@ mod tests {
         assert_eq!(materialised.wiped_at, Some(4));
         let digest = AccountDigest::of(
             &memory
-                .resolve_rewards(loc, None, &[(1, U256::from(5))])
+                .resolve_credits(loc, None, &[(1, U256::from(5))])
                 .unwrap(),
         );
         let read = Read {
@@ -957,7 +968,7 @@ mod tests {
         assert!(memory.validate(2, std::slice::from_ref(&read)));
         assert!(
             !memory.validate(4, &[read]),
-            "the fee of tx 3 changes the value"
+            "the credit of tx 3 changes the value"
         );
     }
 
@@ -1051,7 +1062,7 @@ mod tests {
                         estimated[tx as usize] = false;
                         let mut writes = vec![(other, storage(u64::from(tx)))];
                         if let Some((fee, amount)) = write {
-                            let value = if fee { WriteValue::Reward(U256::from(amount)) } else { balance(amount) };
+                            let value = if fee { WriteValue::Credit(U256::from(amount)) } else { balance(amount) };
                             writes.push((fee_location, value));
                         }
                         let incarnation = incarnations[tx as usize];
