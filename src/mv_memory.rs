@@ -31,11 +31,15 @@ use crate::segmented_vec::SegmentedVec;
 use crate::types::{Incarnation, LocId, TxIdx, Version};
 
 mod fee_lane;
+mod loom_hooks;
 mod versions;
 
 use crate::sync::{AtomicU32, Mutex, Ordering, lock};
 use fee_lane::FeeLane;
-use versions::Versions;
+#[cfg(all(loom, test))]
+pub(crate) use loom_hooks::CellMutation;
+use loom_hooks::{Hooks, MapAccess};
+use versions::{Found, Versions};
 
 /// The value of an account location.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,26 +125,8 @@ struct Cell {
     /// means "only credits on top of the base value", which lets a credited account's code
     /// be checked without walking thousands of credits (an exchange's deposit address).
     plain_entries: AtomicU32,
-    /// Under loom only: stands for the version map's own synchronisation, which loom cannot
-    /// see (crossbeam is not loom-aware). Every access to the map that another thread could
-    /// observe comes right after an access to this atomic (a load for a read, an increment
-    /// for a write), so that loom explores the interleavings of map accesses and sees the
-    /// happens-before edges the map's Release/Acquire give (see `loom-tests/README.md`).
-    #[cfg(loom)]
-    map_access: crate::sync::AtomicUsize,
-}
-
-#[cfg(loom)]
-impl Cell {
-    /// Announces to loom a read of the version map (the read runs in the same model step).
-    fn model_map_read(&self) {
-        self.map_access.load(Ordering::SeqCst);
-    }
-
-    /// Announces to loom a change to the version map (made in the same model step).
-    fn model_map_write(&self) {
-        self.map_access.fetch_add(1, Ordering::SeqCst);
-    }
+    /// Announces version-map accesses to loom; empty without loom (see `loom_hooks`).
+    map_access: MapAccess,
 }
 
 impl EntryData {
@@ -245,22 +231,6 @@ pub(crate) fn apply_credit(
     }
 }
 
-/// A deliberate error in the cell protocol, for the loom tests to show that they catch it.
-#[cfg(loom)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CellMutation {
-    /// The real protocol.
-    None,
-    /// A transaction's first entry at a location is published before
-    /// [`Cell::plain_entries`] counts it: a reader can find a plain entry while the count
-    /// says "only credits".
-    PublishBeforeCount,
-    /// An entry is replaced by removing its node and inserting a new one (with the count
-    /// updated in between), instead of swapping its state in place: the window the module
-    /// doc warns about, in which a reader falls through to a lower version.
-    RemoveThenInsert,
-}
-
 /// The block's multi-version memory.
 pub(crate) struct MvMemory {
     cells: SegmentedVec<CachePadded<Cell>>,
@@ -273,8 +243,8 @@ pub(crate) struct MvMemory {
     /// Whether a location's first writer keeps its entry in the cell (see `versions`); off
     /// only in tests, to exercise the skip list alone.
     solo_entries: bool,
-    #[cfg(loom)]
-    mutation: CellMutation,
+    /// The loom models' deliberate protocol errors; empty without loom (see `loom_hooks`).
+    hooks: Hooks,
 }
 
 impl MvMemory {
@@ -288,8 +258,7 @@ impl MvMemory {
             delete_touched_empty,
             fee_lane: None,
             solo_entries: true,
-            #[cfg(loom)]
-            mutation: CellMutation::None,
+            hooks: Hooks::default(),
         }
     }
 
@@ -321,20 +290,6 @@ impl MvMemory {
         }
     }
 
-    /// Memory like [`MvMemory::new`]'s, with `mutation` switched on.
-    #[cfg(all(loom, test))]
-    pub(crate) fn with_mutation(
-        txs: usize,
-        locations: usize,
-        delete_touched_empty: bool,
-        mutation: CellMutation,
-    ) -> Self {
-        Self {
-            mutation,
-            ..Self::new(txs, locations, delete_touched_empty)
-        }
-    }
-
     #[inline]
     fn cell(&self, location: LocId) -> &Cell {
         self.cells.get(location.index())
@@ -347,8 +302,7 @@ impl MvMemory {
         }
         let guard = epoch::pin();
         let cell = self.cell(location);
-        #[cfg(loom)]
-        cell.model_map_read();
+        cell.map_access.announce_read();
         if !cell.versions.is_written() {
             return ReadResult::Base;
         }
@@ -723,71 +677,75 @@ impl MvMemory {
         guard: &Guard,
     ) {
         let cell = self.cell(location);
-        let versions = &cell.versions;
-        let new_plain = data.is_plain();
         let state = EntryState { incarnation, data };
-        // SeqCst on the counter: a reader that sees zero must not miss a plain entry that is
-        // already visible, so raising happens before publishing and lowering after removal.
         // Only `tx`'s executor or its aborting validator writes `tx`'s entry, never both at
         // once, so the entry's existence and old state cannot change under us.
-        match versions.find(tx, guard) {
-            None => {
-                #[cfg(loom)]
-                if self.mutation == CellMutation::PublishBeforeCount {
-                    cell.model_map_write();
-                    versions.insert(tx, state, self.solo_entries, guard);
-                    if new_plain {
-                        cell.plain_entries.fetch_add(1, Ordering::SeqCst);
-                    }
-                    return;
-                }
-                if new_plain {
-                    cell.plain_entries.fetch_add(1, Ordering::SeqCst);
-                }
-                // Counted, not yet published: readers must cope with the count running ahead.
-                crate::stress::point();
-                #[cfg(loom)]
-                cell.model_map_write();
-                versions.insert(tx, state, self.solo_entries, guard);
-            }
-            Some(found) => {
-                let old_plain = found.entry().load(guard).data.is_plain();
-                #[cfg(loom)]
-                if self.mutation == CellMutation::RemoveThenInsert {
-                    // Broken on purpose, memory-safe all the same: a removed entry is
-                    // destroyed only once no reader can hold it.
-                    cell.model_map_write();
-                    versions.remove(found, guard);
-                    if old_plain {
-                        cell.plain_entries.fetch_sub(1, Ordering::SeqCst);
-                    }
-                    if new_plain {
-                        cell.plain_entries.fetch_add(1, Ordering::SeqCst);
-                    }
-                    cell.model_map_write();
-                    versions.insert(tx, state, self.solo_entries, guard);
-                    return;
-                }
-                if new_plain && !old_plain {
-                    cell.plain_entries.fetch_add(1, Ordering::SeqCst);
-                }
-                #[cfg(loom)]
-                cell.model_map_write();
-                // AcqRel: Release publishes the new state to readers; Acquire orders the swap
-                // after the previous writer's, whose state we free.
-                let old = found.entry().0.swap(
-                    Owned::new(state),
-                    std::sync::atomic::Ordering::AcqRel,
-                    guard,
-                );
-                // SAFETY: `old` is no longer reachable from the cell; readers that loaded it
-                // hold guards pinned before this point, and `defer_destroy` waits for them.
-                unsafe { guard.defer_destroy(old) };
-                crate::stress::point();
-                if old_plain && !new_plain {
-                    cell.plain_entries.fetch_sub(1, Ordering::SeqCst);
-                }
-            }
+        match cell.versions.find(tx, guard) {
+            None => self.publish_entry(cell, tx, state, guard),
+            Some(found) => self.swap_entry_state(cell, found, tx, state, guard),
+        }
+    }
+
+    /// Gives `tx`, which has no entry at `cell` yet, one holding `state`: counted (when
+    /// plain) before it is published.
+    fn publish_entry(&self, cell: &Cell, tx: TxIdx, state: EntryState, guard: &Guard) {
+        let solo = self.solo_entries;
+        // A loom mutation may make the write itself, the wrong way (see `loom_hooks`).
+        let Some(state) = self
+            .hooks
+            .publish_before_count(cell, tx, state, solo, guard)
+        else {
+            return;
+        };
+        // SeqCst on the counter: a reader that sees zero must not miss a plain entry that is
+        // already visible, so raising happens before publishing and lowering after removal.
+        if state.data.is_plain() {
+            cell.plain_entries.fetch_add(1, Ordering::SeqCst);
+        }
+        // Counted, not yet published: readers must cope with the count running ahead.
+        crate::stress::point();
+        cell.map_access.announce_write();
+        cell.versions.insert(tx, state, solo, guard);
+    }
+
+    /// Replaces the state of `tx`'s entry `found` with `state`, in place: the count is raised
+    /// before a plain state is published and lowered after a plain one is gone.
+    fn swap_entry_state(
+        &self,
+        cell: &Cell,
+        found: Found<'_>,
+        tx: TxIdx,
+        state: EntryState,
+        guard: &Guard,
+    ) {
+        let old_plain = found.entry().load(guard).data.is_plain();
+        let new_plain = state.data.is_plain();
+        let solo = self.solo_entries;
+        // A loom mutation may make the write itself, the wrong way (see `loom_hooks`).
+        let Some((found, state)) = self
+            .hooks
+            .remove_then_insert(cell, found, tx, state, solo, guard)
+        else {
+            return;
+        };
+        // SeqCst on the counter: as in `publish_entry`.
+        if new_plain && !old_plain {
+            cell.plain_entries.fetch_add(1, Ordering::SeqCst);
+        }
+        cell.map_access.announce_write();
+        // AcqRel: Release publishes the new state to readers; Acquire orders the swap after
+        // the previous writer's, whose state we free.
+        let old = found.entry().0.swap(
+            Owned::new(state),
+            std::sync::atomic::Ordering::AcqRel,
+            guard,
+        );
+        // SAFETY: `old` is no longer reachable from the cell; readers that loaded it hold
+        // guards pinned before this point, and `defer_destroy` waits for them.
+        unsafe { guard.defer_destroy(old) };
+        crate::stress::point();
+        if old_plain && !new_plain {
+            cell.plain_entries.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
