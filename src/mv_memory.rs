@@ -18,6 +18,24 @@
 //! - `Credit` entries are lazy: "touch the account and add this amount", resolved on read.
 //!   The beneficiary's fees and the value of plain transfers to accounts without code are
 //!   written this way, so that they do not serialise the block (see `vm`).
+//! - [`Cell::plain_entries`] counts a cell's entries that are not credits conservatively
+//!   (raised before such an entry is published, lowered after it is gone), so that "only
+//!   credits" is never said of a cell whose plain entry a reader already saw.
+//!
+//! This file holds the cell and entry types and the constructors; the methods live with their
+//! callers:
+//! - `read`: what a transaction sees ([`MvMemory::read`], [`MvMemory::only_credits`]) and the
+//!   re-check of its read set ([`MvMemory::validate`]); called by the VM (`vm`) and validators.
+//! - `record`: publishing an incarnation's writes ([`MvMemory::record`]) and an aborted one's
+//!   estimates ([`MvMemory::mark_estimates`]): the entry publication protocol.
+//! - `final_values`: the last value at each location, for output assembly (`assembly`).
+//! - `credit`: lazy credits and the rule that resolves them, shared by the two above.
+//! - `fee_lane`: the beneficiary's fees in a dense per-transaction lane, and the merge of the
+//!   lane with the cell's versions, to which reads, writes and final values at the fee location
+//!   hand over.
+//! - `versions`: one location's entries (the solo entry and the skip list).
+//! - `loom_hooks`: what the loom models (`loom-tests/mv_memory.rs`) hook into: map-access
+//!   announcements and deliberate protocol errors; empty without loom.
 
 use std::sync::OnceLock;
 
@@ -25,19 +43,19 @@ use crossbeam_epoch::{self as epoch, Atomic, Guard};
 use crossbeam_utils::CachePadded;
 use revm::primitives::U256;
 use revm::state::AccountInfo;
-use smallvec::SmallVec;
 
 use crate::segmented_vec::SegmentedVec;
+use crate::sync::{AtomicU32, Mutex};
 use crate::types::{Incarnation, LocId, TxIdx, Version};
 
 mod credit;
 mod fee_lane;
+mod final_values;
 mod loom_hooks;
 mod read;
 mod record;
 mod versions;
 
-use crate::sync::{AtomicU32, Mutex};
 pub(crate) use credit::{Credit, apply_credit};
 use fee_lane::FeeLane;
 #[cfg(all(loom, test))]
@@ -72,14 +90,18 @@ pub(crate) enum BaseValue {
     Storage(U256),
 }
 
+/// What one transaction's entry at a location holds.
 #[derive(Debug)]
 enum EntryData {
+    /// The transaction's last incarnation was aborted: readers wait for the next one.
     Estimate,
+    /// The value the transaction's latest incarnation wrote.
     Written(WriteValue),
     /// The transaction's latest incarnation does not write here.
     Absent,
 }
 
+/// An entry's content: the incarnation that set it, and what it holds.
 #[derive(Debug)]
 struct EntryState {
     incarnation: Incarnation,
@@ -92,8 +114,8 @@ struct Entry(Atomic<EntryState>);
 impl Entry {
     /// The current state, valid while `guard` is pinned.
     fn load<'g>(&self, guard: &'g Guard) -> &'g EntryState {
-        // Acquire: pairs with the AcqRel swap in `MvMemory::write`, so the state's contents
-        // are visible.
+        // Acquire: pairs with the AcqRel swap in `MvMemory::swap_entry_state` (`record`), so
+        // the state's contents are visible.
         let state = self.0.load(std::sync::atomic::Ordering::Acquire, guard);
         // SAFETY: the pointer is never null (set at construction, only swapped for non-null
         // ones), and a state swapped out is destroyed only after every guard pinned before
@@ -146,9 +168,12 @@ impl EntryData {
 
 /// The block's multi-version memory.
 pub(crate) struct MvMemory {
+    /// One cell per location id (the array's buckets are allocated on first use).
     cells: SegmentedVec<CachePadded<Cell>>,
     /// Locations each transaction's last incarnation wrote, sorted.
     last_writes: Vec<CachePadded<Mutex<Vec<LocId>>>>,
+    /// Whether a touched empty account is deleted (EIP-161, Spurious Dragon on): how credits
+    /// resolve.
     delete_touched_empty: bool,
     /// The location whose lazy credits (the beneficiary's fees) live in a dense per-
     /// transaction lane instead of its cell's skip list (see `fee_lane`).
@@ -194,6 +219,7 @@ impl MvMemory {
         self
     }
 
+    /// The cell of `location`.
     #[inline]
     fn cell(&self, location: LocId) -> &Cell {
         self.cells.get(location.index())
@@ -208,76 +234,6 @@ impl MvMemory {
     /// got there first (both read the same storage, so they agree).
     pub(crate) fn set_base(&self, location: LocId, value: BaseValue) -> &BaseValue {
         self.cell(location).base.get_or_init(|| Box::new(value))
-    }
-
-    /// The value the last writer left at an account location, with the credits written after
-    /// it applied on top of it (or of `base`, the pre-block value, when only credits were
-    /// written); `None` when no transaction's final incarnation writes it.
-    pub(crate) fn final_account(
-        &self,
-        location: LocId,
-        base: &Option<AccountInfo>,
-    ) -> Option<AccountValue> {
-        if let Some(lane) = self.lane_at(location) {
-            return self.final_account_with_lane(location, lane, base);
-        }
-        let guard = epoch::pin();
-        // Forward: each step is O(1), where stepping back in a skip list is a search. A
-        // credited account's cell holds one credit per crediting transaction.
-        let mut credits: SmallVec<[Credit; 4]> = SmallVec::new();
-        let mut start = None;
-        let mut written = false;
-        for (writer, state) in self.cell(location).versions.ascending(&guard) {
-            match &state.data {
-                EntryData::Absent => continue,
-                EntryData::Written(WriteValue::Credit(amount)) => credits.push((writer, *amount)),
-                EntryData::Written(WriteValue::Account(value)) => {
-                    start = Some(value);
-                    credits.clear();
-                }
-                EntryData::Written(WriteValue::Storage(_)) | EntryData::Estimate => {
-                    unreachable!("after execution, account cells hold account values and credits")
-                }
-            }
-            written = true;
-        }
-        if !written {
-            return None;
-        }
-        let value = start.cloned().unwrap_or_else(|| AccountValue {
-            info: base.clone(),
-            wiped_at: None,
-        });
-        Some(self.apply_credits(value, &credits))
-    }
-
-    /// Whether any transaction ever wrote `location` in this block.
-    pub(crate) fn is_written(&self, location: LocId) -> bool {
-        self.cell(location).versions.is_written()
-            || self.lane_at(location).is_some_and(FeeLane::is_written)
-    }
-
-    /// Entries that [`final_account`](Self::final_account) may walk at `location` beside its
-    /// skip list: the block's transactions at the fee lane's location, else none.
-    pub(crate) fn lane_entries(&self, location: LocId) -> usize {
-        self.lane_at(location).map_or(0, FeeLane::len)
-    }
-
-    /// The last writer and value at a storage location; `None` when no transaction's final
-    /// incarnation writes it.
-    pub(crate) fn final_storage(&self, location: LocId) -> Option<(TxIdx, U256)> {
-        let guard = epoch::pin();
-        // The last entry is the answer unless a transaction stopped writing here (rare).
-        for (writer, state) in self.cell(location).versions.below(TxIdx::MAX, &guard) {
-            match &state.data {
-                EntryData::Written(WriteValue::Storage(value)) => return Some((writer, *value)),
-                EntryData::Absent => {}
-                EntryData::Written(_) | EntryData::Estimate => {
-                    unreachable!("after execution, storage cells hold storage values")
-                }
-            }
-        }
-        None
     }
 }
 
