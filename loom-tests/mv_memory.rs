@@ -1,4 +1,5 @@
-//! The MvMemory cell protocol (`src/mv_memory.rs`), model-checked with loom.
+//! The MvMemory cell protocol (`src/mv_memory/`: `read.rs`, `record.rs`), model-checked with
+//! loom.
 //!
 //! Two writers and a reader share three locations of a real [`MvMemory`]:
 //! - tx 1 (one thread, as the scheduler guarantees: its executor, then the validator that
@@ -23,7 +24,8 @@
 //! loom atomic (`Cell::map_access`) in the same model step. Each map operation (a whole
 //! `read`, one insert or swap) is therefore one atomic, sequentially consistent step; the
 //! skip list's and epoch's internal orderings are not explored (crossbeam checks those with
-//! its own loom suite).
+//! its own loom suite). The announcements and the seeded [`CellMutation`]s are hooks in
+//! `src/mv_memory/loom_hooks.rs`.
 
 use std::sync::Arc;
 

@@ -287,8 +287,8 @@ mod tests {
     use proptest::prelude::*;
     use revm::primitives::U256;
 
-    use super::super::{AccountDigest, BaseValue, Read, ReadOrigin, storage};
     use super::*;
+    use crate::mv_memory::{AccountDigest, BaseValue, Read, ReadOrigin, storage};
 
     /// What one transaction does at the account location in the fee-lane comparison.
     #[derive(Debug, Clone)]

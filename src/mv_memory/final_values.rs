@@ -89,8 +89,8 @@ impl MvMemory {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{BaseValue, storage};
     use super::*;
+    use crate::mv_memory::{BaseValue, storage};
 
     fn account(balance: u64) -> AccountValue {
         AccountValue {

@@ -127,6 +127,8 @@ impl MvMemory {
     /// Whether every entry at `location` is a lazy credit (or there is none): the account's
     /// code is then its base value's.
     pub(crate) fn only_credits(&self, location: LocId) -> bool {
+        // SeqCst: in one order with the counter's updates in `record`, which raise it before
+        // a plain entry is published and lower it after one is gone.
         self.cell(location).plain_entries.load(Ordering::SeqCst) == 0
     }
 
@@ -199,8 +201,8 @@ impl MvMemory {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{apply_credit, storage};
     use super::*;
+    use crate::mv_memory::{apply_credit, storage};
 
     #[test]
     fn reads_see_the_highest_writer_below_and_wait_on_estimates() {

@@ -170,8 +170,8 @@ mod tests {
     use proptest::prelude::*;
     use revm::primitives::U256;
 
-    use super::super::{ReadResult, storage};
     use super::*;
+    use crate::mv_memory::{ReadResult, storage};
     use crate::types::Version;
 
     #[derive(Debug, Clone)]
