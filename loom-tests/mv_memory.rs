@@ -1,4 +1,5 @@
-//! The MvMemory cell protocol (`src/mv_memory.rs`), model-checked with loom.
+//! The MvMemory cell protocol (`src/mv_memory/`: `read.rs`, `record.rs`), model-checked with
+//! loom.
 //!
 //! Two writers and a reader share three locations of a real [`MvMemory`]:
 //! - tx 1 (one thread, as the scheduler guarantees: its executor, then the validator that
@@ -23,7 +24,8 @@
 //! loom atomic (`Cell::map_access`) in the same model step. Each map operation (a whole
 //! `read`, one insert or swap) is therefore one atomic, sequentially consistent step; the
 //! skip list's and epoch's internal orderings are not explored (crossbeam checks those with
-//! its own loom suite).
+//! its own loom suite). The announcements and the seeded [`CellMutation`]s are hooks in
+//! `src/mv_memory/loom_hooks.rs`.
 
 use std::sync::Arc;
 
@@ -98,9 +100,10 @@ fn tx1_count_steps(location: LocId, only: bool) -> u16 {
 fn tx0_steps(result: &ReadResult) -> u16 {
     match result {
         ReadResult::Base => steps(0, 0),
-        ReadResult::Rewarded { start: None, fees } if fees.as_slice() == [(0, U256::from(5))] => {
-            steps(1, 2)
-        }
+        ReadResult::Credited {
+            start: None,
+            credits,
+        } if credits.as_slice() == [(0, U256::from(5))] => steps(1, 2),
         ReadResult::Written {
             version: Version {
                 tx: 0,
@@ -197,7 +200,7 @@ fn run_once(mutation: CellMutation, entries: Entries) {
     let tx0 = {
         let memory = Arc::clone(&memory);
         spawn(Box::new(move || {
-            assert!(memory.record(0, 0, vec![(C, WriteValue::Reward(U256::from(5)))]));
+            assert!(memory.record(0, 0, vec![(C, WriteValue::Credit(U256::from(5)))]));
             assert!(!memory.record(0, 1, vec![(C, WriteValue::Account(account()))]));
         }))
     };

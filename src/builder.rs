@@ -432,5 +432,3 @@ fn take_new(delivered: &mut usize, log: &Log) -> Vec<Decision> {
     *delivered = log.decisions.len();
     new
 }
-
-

@@ -15,26 +15,53 @@
 //!   validator that aborted it (`mark_estimates`); the scheduler never lets both run at once.
 //! - An `Estimate` entry stands for a write that an aborted incarnation made and that its next
 //!   incarnation will probably make again: readers wait for it instead of guessing.
-//! - `Reward` entries are lazy: "touch the account and add this amount", resolved on read.
+//! - `Credit` entries are lazy: "touch the account and add this amount", resolved on read.
 //!   The beneficiary's fees and the value of plain transfers to accounts without code are
 //!   written this way, so that they do not serialise the block (see `vm`).
+//! - [`Cell::plain_entries`] counts a cell's entries that are not credits conservatively
+//!   (raised before such an entry is published, lowered after it is gone), so that "only
+//!   credits" is never said of a cell whose plain entry a reader already saw.
+//!
+//! This file holds the cell and entry types and the constructors; the methods live with their
+//! callers:
+//! - `read`: what a transaction sees ([`MvMemory::read`], [`MvMemory::only_credits`]) and the
+//!   re-check of its read set ([`MvMemory::validate`]); called by the VM (`vm`) and validators.
+//! - `record`: publishing an incarnation's writes ([`MvMemory::record`]) and an aborted one's
+//!   estimates ([`MvMemory::mark_estimates`]): the entry publication protocol.
+//! - `final_values`: the last value at each location, for output assembly (`assembly`).
+//! - `credit`: lazy credits and the rule that resolves them, shared by the two above.
+//! - `fee_lane`: the beneficiary's fees in a dense per-transaction lane, and the merge of the
+//!   lane with the cell's versions, to which reads, writes and final values at the fee location
+//!   hand over.
+//! - `versions`: one location's entries (the solo entry and the skip list).
+//! - `loom_hooks`: what the loom models (`loom-tests/mv_memory.rs`) hook into: map-access
+//!   announcements and deliberate protocol errors; empty without loom.
 
 use std::sync::OnceLock;
 
-use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
+use crossbeam_epoch::{self as epoch, Atomic, Guard};
 use crossbeam_utils::CachePadded;
-use revm::primitives::{B256, KECCAK_EMPTY, U256};
+use revm::primitives::U256;
 use revm::state::AccountInfo;
-use smallvec::SmallVec;
 
 use crate::segmented_vec::SegmentedVec;
+use crate::sync::{AtomicU32, Mutex};
 use crate::types::{Incarnation, LocId, TxIdx, Version};
 
+mod credit;
 mod fee_lane;
+mod final_values;
+mod loom_hooks;
+mod read;
+mod record;
 mod versions;
 
-use crate::sync::{AtomicU32, Mutex, Ordering, lock};
+pub(crate) use credit::{Credit, apply_credit};
 use fee_lane::FeeLane;
+#[cfg(all(loom, test))]
+pub(crate) use loom_hooks::CellMutation;
+use loom_hooks::{Hooks, MapAccess};
+pub(crate) use read::{AccountDigest, Read, ReadOrigin, ReadResult};
 use versions::Versions;
 
 /// The value of an account location.
@@ -52,8 +79,8 @@ pub(crate) struct AccountValue {
 pub(crate) enum WriteValue {
     Account(AccountValue),
     Storage(U256),
-    /// Touch the account and credit this fee (EIP-161 applies), on top of the value below.
-    Reward(U256),
+    /// Touch the account and credit this amount (EIP-161 applies), on top of the value below.
+    Credit(U256),
 }
 
 /// The pre-block value of a location, as storage returned it.
@@ -63,14 +90,18 @@ pub(crate) enum BaseValue {
     Storage(U256),
 }
 
+/// What one transaction's entry at a location holds.
 #[derive(Debug)]
 enum EntryData {
+    /// The transaction's last incarnation was aborted: readers wait for the next one.
     Estimate,
+    /// The value the transaction's latest incarnation wrote.
     Written(WriteValue),
     /// The transaction's latest incarnation does not write here.
     Absent,
 }
 
+/// An entry's content: the incarnation that set it, and what it holds.
 #[derive(Debug)]
 struct EntryState {
     incarnation: Incarnation,
@@ -83,8 +114,8 @@ struct Entry(Atomic<EntryState>);
 impl Entry {
     /// The current state, valid while `guard` is pinned.
     fn load<'g>(&self, guard: &'g Guard) -> &'g EntryState {
-        // Acquire: pairs with the AcqRel swap in `MvMemory::write`, so the state's contents
-        // are visible.
+        // Acquire: pairs with the AcqRel swap in `MvMemory::swap_entry_state` (`record`), so
+        // the state's contents are visible.
         let state = self.0.load(std::sync::atomic::Ordering::Acquire, guard);
         // SAFETY: the pointer is never null (set at construction, only swapped for non-null
         // ones), and a state swapped out is destroyed only after every guard pinned before
@@ -121,26 +152,8 @@ struct Cell {
     /// means "only credits on top of the base value", which lets a credited account's code
     /// be checked without walking thousands of credits (an exchange's deposit address).
     plain_entries: AtomicU32,
-    /// Under loom only: stands for the version map's own synchronisation, which loom cannot
-    /// see (crossbeam is not loom-aware). Every access to the map that another thread could
-    /// observe comes right after an access to this atomic (a load for a read, an increment
-    /// for a write), so that loom explores the interleavings of map accesses and sees the
-    /// happens-before edges the map's Release/Acquire give (see `loom-tests/README.md`).
-    #[cfg(loom)]
-    map_access: crate::sync::AtomicUsize,
-}
-
-#[cfg(loom)]
-impl Cell {
-    /// Announces to loom a read of the version map (the read runs in the same model step).
-    fn model_map_read(&self) {
-        self.map_access.load(Ordering::SeqCst);
-    }
-
-    /// Announces to loom a change to the version map (made in the same model step).
-    fn model_map_write(&self) {
-        self.map_access.fetch_add(1, Ordering::SeqCst);
-    }
+    /// Announces version-map accesses to loom; empty without loom (see `loom_hooks`).
+    map_access: MapAccess,
 }
 
 impl EntryData {
@@ -148,124 +161,19 @@ impl EntryData {
     fn is_plain(&self) -> bool {
         !matches!(
             self,
-            EntryData::Absent | EntryData::Written(WriteValue::Reward(_))
+            EntryData::Absent | EntryData::Written(WriteValue::Credit(_))
         )
     }
 }
 
-/// What a read of a location by some transaction finds.
-#[derive(Debug)]
-pub(crate) enum ReadResult {
-    /// No transaction below the reader wrote it: the pre-block value.
-    Base,
-    /// The highest writer below the reader, and its value.
-    Written { version: Version, value: WriteValue },
-    /// Fees credited on top of `start` (`None`: the pre-block value), oldest first.
-    Rewarded {
-        start: Option<AccountValue>,
-        fees: SmallVec<[Credit; 4]>,
-    },
-    /// The highest writer below the reader was aborted: wait for its next incarnation.
-    Blocked(TxIdx),
-}
-
-/// What validation compares of an account value: everything `AccountValue`'s equality
-/// looks at, in plain data, so that read sets can live in arenas that run no destructors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct AccountDigest {
-    info: Option<(U256, u64, B256)>,
-    wiped_at: Option<TxIdx>,
-}
-
-impl AccountDigest {
-    pub(crate) fn of(value: &AccountValue) -> Self {
-        Self {
-            info: value
-                .info
-                .as_ref()
-                .map(|info| (info.balance, info.nonce, info.code_hash)),
-            wiped_at: value.wiped_at,
-        }
-    }
-}
-
-/// Where a transaction's read was served from, kept to validate it later.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ReadOrigin<'a> {
-    Base,
-    Version(Version),
-    /// A value resolved from lazy fees, validated by value (the digest lives in the reading
-    /// worker's arena).
-    Resolved(&'a AccountDigest),
-    /// The recipient of a lazily credited transfer: only its having no code mattered, so that
-    /// is all validation checks (other credits to it may come and go).
-    NoCode,
-}
-
-/// One entry of a read set.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Read<'a> {
-    pub(crate) location: LocId,
-    pub(crate) origin: ReadOrigin<'a>,
-}
-
-/// A lazy credit: `amount` added to an account by transaction `tx`.
-pub(crate) type Credit = (TxIdx, U256);
-
-/// Applies a credit the way revm's journal and commit rules treat a touched account whose
-/// balance rises: it is created if absent (an overflowing credit is dropped, as revm drops it);
-/// a touched empty account is deleted from Spurious Dragon on; before it, an empty account
-/// that did not exist is materialised as created, which wipes its storage (revm's pre-EIP-161
-/// normalisation in `JournalInner::finalize`).
-pub(crate) fn apply_credit(
-    value: AccountValue,
-    (tx, amount): Credit,
-    delete_touched_empty: bool,
-) -> AccountValue {
-    let existed = value.info.is_some();
-    let mut info = value.info.unwrap_or_default();
-    if let Some(balance) = info.balance.checked_add(amount) {
-        info.balance = balance;
-    }
-    let empty = info.is_empty();
-    if delete_touched_empty && empty {
-        return AccountValue {
-            info: None,
-            wiped_at: value.wiped_at,
-        };
-    }
-    let wiped_at = if empty && !existed {
-        Some(tx)
-    } else {
-        value.wiped_at
-    };
-    AccountValue {
-        info: Some(info),
-        wiped_at,
-    }
-}
-
-/// A deliberate error in the cell protocol, for the loom tests to show that they catch it.
-#[cfg(loom)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CellMutation {
-    /// The real protocol.
-    None,
-    /// A transaction's first entry at a location is published before
-    /// [`Cell::plain_entries`] counts it: a reader can find a plain entry while the count
-    /// says "only credits".
-    PublishBeforeCount,
-    /// An entry is replaced by removing its node and inserting a new one (with the count
-    /// updated in between), instead of swapping its state in place: the window the module
-    /// doc warns about, in which a reader falls through to a lower version.
-    RemoveThenInsert,
-}
-
 /// The block's multi-version memory.
 pub(crate) struct MvMemory {
+    /// One cell per location id (the array's buckets are allocated on first use).
     cells: SegmentedVec<CachePadded<Cell>>,
     /// Locations each transaction's last incarnation wrote, sorted.
     last_writes: Vec<CachePadded<Mutex<Vec<LocId>>>>,
+    /// Whether a touched empty account is deleted (EIP-161, Spurious Dragon on): how credits
+    /// resolve.
     delete_touched_empty: bool,
     /// The location whose lazy credits (the beneficiary's fees) live in a dense per-
     /// transaction lane instead of its cell's skip list (see `fee_lane`).
@@ -273,8 +181,8 @@ pub(crate) struct MvMemory {
     /// Whether a location's first writer keeps its entry in the cell (see `versions`); off
     /// only in tests, to exercise the skip list alone.
     solo_entries: bool,
-    #[cfg(loom)]
-    mutation: CellMutation,
+    /// The loom models' deliberate protocol errors; empty without loom (see `loom_hooks`).
+    hooks: Hooks,
 }
 
 impl MvMemory {
@@ -288,8 +196,7 @@ impl MvMemory {
             delete_touched_empty,
             fee_lane: None,
             solo_entries: true,
-            #[cfg(loom)]
-            mutation: CellMutation::None,
+            hooks: Hooks::default(),
         }
     }
 
@@ -312,184 +219,10 @@ impl MvMemory {
         self
     }
 
-    /// The fee lane, when `location` is its location.
-    #[inline]
-    fn lane_at(&self, location: LocId) -> Option<&FeeLane> {
-        match &self.fee_lane {
-            Some((lane_location, lane)) if *lane_location == location => Some(lane),
-            _ => None,
-        }
-    }
-
-    /// Memory like [`MvMemory::new`]'s, with `mutation` switched on.
-    #[cfg(all(loom, test))]
-    pub(crate) fn with_mutation(
-        txs: usize,
-        locations: usize,
-        delete_touched_empty: bool,
-        mutation: CellMutation,
-    ) -> Self {
-        Self {
-            mutation,
-            ..Self::new(txs, locations, delete_touched_empty)
-        }
-    }
-
+    /// The cell of `location`.
     #[inline]
     fn cell(&self, location: LocId) -> &Cell {
         self.cells.get(location.index())
-    }
-
-    /// What transaction `tx` reads at `location`: the highest writer below it.
-    pub(crate) fn read(&self, location: LocId, tx: TxIdx) -> ReadResult {
-        if let Some(lane) = self.lane_at(location) {
-            return self.read_with_lane(location, lane, tx);
-        }
-        let guard = epoch::pin();
-        let cell = self.cell(location);
-        #[cfg(loom)]
-        cell.model_map_read();
-        if !cell.versions.is_written() {
-            return ReadResult::Base;
-        }
-        // Writers may insert, swap or mark entries while this reader walks them.
-        crate::stress::point();
-        let mut fees: SmallVec<[Credit; 4]> = SmallVec::new();
-        for (writer, entry) in cell.versions.below(tx, &guard) {
-            match &entry.data {
-                EntryData::Absent => continue,
-                EntryData::Estimate => return ReadResult::Blocked(writer),
-                EntryData::Written(WriteValue::Reward(fee)) => fees.push((writer, *fee)),
-                EntryData::Written(value) if fees.is_empty() => {
-                    return ReadResult::Written {
-                        version: Version {
-                            tx: writer,
-                            incarnation: entry.incarnation,
-                        },
-                        value: value.clone(),
-                    };
-                }
-                EntryData::Written(WriteValue::Account(account)) => {
-                    fees.reverse();
-                    return ReadResult::Rewarded {
-                        start: Some(account.clone()),
-                        fees,
-                    };
-                }
-                EntryData::Written(WriteValue::Storage(_)) => {
-                    unreachable!("fees are only credited to account locations")
-                }
-            }
-        }
-        if fees.is_empty() {
-            ReadResult::Base
-        } else {
-            fees.reverse();
-            ReadResult::Rewarded { start: None, fees }
-        }
-    }
-
-    /// [`read`](Self::read) at the fee lane's location: the highest plain entry below `tx`
-    /// in the skip list, then the fees between it and `tx` from the lane. Each transaction's
-    /// switch between the two (a fee in one incarnation, a plain value in the next) publishes
-    /// the new entry before it retires the old one, which is an estimate by then (the
-    /// incarnation before was aborted): a reader in between sees the estimate and waits.
-    fn read_with_lane(&self, location: LocId, lane: &FeeLane, tx: TxIdx) -> ReadResult {
-        let guard = epoch::pin();
-        let cell = self.cell(location);
-        let plain = cell
-            .versions
-            .below(tx, &guard)
-            .find(|(_, state)| !matches!(state.data, EntryData::Absent));
-        // Fees and estimates may be published while this reader scans them.
-        crate::stress::point();
-        let floor = plain.map_or(0, |(writer, _)| writer + 1);
-        let mut fees: SmallVec<[Credit; 4]> = SmallVec::new();
-        for writer in (floor..tx).rev() {
-            match lane.load(writer, &guard).map(|state| &state.data) {
-                None | Some(EntryData::Absent) => {}
-                Some(EntryData::Estimate) => return ReadResult::Blocked(writer),
-                Some(EntryData::Written(WriteValue::Reward(fee))) => fees.push((writer, *fee)),
-                Some(EntryData::Written(_)) => {
-                    unreachable!("the fee lane holds lazy credits only")
-                }
-            }
-        }
-        fees.reverse();
-        let Some((writer, state)) = plain else {
-            return if fees.is_empty() {
-                ReadResult::Base
-            } else {
-                ReadResult::Rewarded { start: None, fees }
-            };
-        };
-        if matches!(
-            lane.load(writer, &guard).map(|state| &state.data),
-            Some(EntryData::Estimate)
-        ) {
-            return ReadResult::Blocked(writer);
-        }
-        match &state.data {
-            EntryData::Estimate => ReadResult::Blocked(writer),
-            EntryData::Written(value) if fees.is_empty() => ReadResult::Written {
-                version: Version {
-                    tx: writer,
-                    incarnation: state.incarnation,
-                },
-                value: value.clone(),
-            },
-            EntryData::Written(WriteValue::Account(account)) => ReadResult::Rewarded {
-                start: Some(account.clone()),
-                fees,
-            },
-            EntryData::Written(_) | EntryData::Absent => {
-                unreachable!("the skip list at the fee location holds account values")
-            }
-        }
-    }
-
-    /// [`final_account`](Self::final_account) at the fee lane's location: the last plain
-    /// value (or `base`), with the fees of the transactions after it credited in order.
-    fn final_account_with_lane(
-        &self,
-        location: LocId,
-        lane: &FeeLane,
-        base: &Option<AccountInfo>,
-    ) -> Option<AccountValue> {
-        let guard = epoch::pin();
-        let mut last_plain = None;
-        for (writer, state) in self.cell(location).versions.ascending(&guard) {
-            match &state.data {
-                EntryData::Absent => {}
-                EntryData::Written(WriteValue::Account(value)) => {
-                    last_plain = Some((writer, value));
-                }
-                EntryData::Written(_) | EntryData::Estimate => {
-                    unreachable!("after execution, the fee location holds account values")
-                }
-            }
-        }
-        let floor = last_plain.map_or(0, |(writer, _)| writer as usize + 1);
-        let mut value = last_plain.map(|(_, value)| value.clone());
-        for writer in floor..lane.len() {
-            let writer = writer as TxIdx;
-            match lane.load(writer, &guard).map(|state| &state.data) {
-                None | Some(EntryData::Absent) => {}
-                Some(EntryData::Written(WriteValue::Reward(fee))) => {
-                    let start = value.take().unwrap_or_else(|| AccountValue {
-                        info: base.clone(),
-                        wiped_at: None,
-                    });
-                    value = Some(apply_credit(
-                        start,
-                        (writer, *fee),
-                        self.delete_touched_empty,
-                    ));
-                }
-                Some(_) => unreachable!("after execution, the fee lane holds fees only"),
-            }
-        }
-        value
     }
 
     /// The cached pre-block value of `location`, if some reader loaded it.
@@ -502,661 +235,10 @@ impl MvMemory {
     pub(crate) fn set_base(&self, location: LocId, value: BaseValue) -> &BaseValue {
         self.cell(location).base.get_or_init(|| Box::new(value))
     }
-
-    /// Applies `fees` on top of `start` (or the cached base value).
-    pub(crate) fn resolve_rewards(
-        &self,
-        location: LocId,
-        start: Option<AccountValue>,
-        fees: &[Credit],
-    ) -> Option<AccountValue> {
-        let value = match start {
-            Some(value) => value,
-            None => match self.base(location)? {
-                BaseValue::Account(value) => value.clone(),
-                BaseValue::Storage(_) => return None,
-            },
-        };
-        Some(self.apply_credits(value, fees))
-    }
-
-    /// `value` with `credits` applied in order.
-    fn apply_credits(&self, value: AccountValue, credits: &[Credit]) -> AccountValue {
-        credits.iter().fold(value, |value, credit| {
-            apply_credit(value, *credit, self.delete_touched_empty)
-        })
-    }
-
-    /// The value the last writer left at an account location, with trailing fees credited on
-    /// top of it (or of `base`, the pre-block value, when only fees were written); `None` when
-    /// no transaction's final incarnation writes it.
-    pub(crate) fn final_account(
-        &self,
-        location: LocId,
-        base: &Option<AccountInfo>,
-    ) -> Option<AccountValue> {
-        if let Some(lane) = self.lane_at(location) {
-            return self.final_account_with_lane(location, lane, base);
-        }
-        let guard = epoch::pin();
-        // Forward: each step is O(1), where stepping back in a skip list is a search. A
-        // credited account's cell holds one credit per crediting transaction.
-        let mut fees: SmallVec<[Credit; 4]> = SmallVec::new();
-        let mut start = None;
-        let mut written = false;
-        for (writer, state) in self.cell(location).versions.ascending(&guard) {
-            match &state.data {
-                EntryData::Absent => continue,
-                EntryData::Written(WriteValue::Reward(fee)) => fees.push((writer, *fee)),
-                EntryData::Written(WriteValue::Account(value)) => {
-                    start = Some(value);
-                    fees.clear();
-                }
-                EntryData::Written(WriteValue::Storage(_)) | EntryData::Estimate => {
-                    unreachable!("after execution, account cells hold account values and fees")
-                }
-            }
-            written = true;
-        }
-        if !written {
-            return None;
-        }
-        let value = start.cloned().unwrap_or_else(|| AccountValue {
-            info: base.clone(),
-            wiped_at: None,
-        });
-        Some(self.apply_credits(value, &fees))
-    }
-
-    /// Whether any transaction ever wrote `location` in this block.
-    pub(crate) fn is_written(&self, location: LocId) -> bool {
-        self.cell(location).versions.is_written()
-            || self.lane_at(location).is_some_and(FeeLane::is_written)
-    }
-
-    /// Entries that [`final_account`](Self::final_account) may walk at `location` beside its
-    /// skip list: the block's transactions at the fee lane's location, else none.
-    pub(crate) fn lane_entries(&self, location: LocId) -> usize {
-        self.lane_at(location).map_or(0, FeeLane::len)
-    }
-
-    /// The last writer and value at a storage location; `None` when no transaction's final
-    /// incarnation writes it.
-    pub(crate) fn final_storage(&self, location: LocId) -> Option<(TxIdx, U256)> {
-        let guard = epoch::pin();
-        // The last entry is the answer unless a transaction stopped writing here (rare).
-        for (writer, state) in self.cell(location).versions.below(TxIdx::MAX, &guard) {
-            match &state.data {
-                EntryData::Written(WriteValue::Storage(value)) => return Some((writer, *value)),
-                EntryData::Absent => {}
-                EntryData::Written(_) | EntryData::Estimate => {
-                    unreachable!("after execution, storage cells hold storage values")
-                }
-            }
-        }
-        None
-    }
-
-    /// Publishes the writes of incarnation `incarnation` of `tx` and drops the entries of
-    /// its previous incarnation that this one did not write again. Returns whether it wrote
-    /// a location the previous incarnation had not (then higher transactions must be
-    /// revalidated).
-    pub(crate) fn record(
-        &self,
-        tx: TxIdx,
-        incarnation: Incarnation,
-        writes: Vec<(LocId, WriteValue)>,
-    ) -> bool {
-        let mut locations: Vec<LocId> = writes.iter().map(|(location, _)| *location).collect();
-        locations.sort_unstable();
-        let guard = epoch::pin();
-        for (location, value) in writes {
-            self.write(location, tx, incarnation, EntryData::Written(value), &guard);
-        }
-        // New values visible, stale entries of the previous incarnation not yet dropped.
-        crate::stress::point();
-        let mut previous = lock(&self.last_writes[tx as usize]);
-        let wrote_new = locations
-            .iter()
-            .any(|location| previous.binary_search(location).is_err());
-        for location in previous.iter() {
-            if locations.binary_search(location).is_err() {
-                self.write(*location, tx, incarnation, EntryData::Absent, &guard);
-            }
-        }
-        *previous = locations;
-        wrote_new
-    }
-
-    /// Sets `tx`'s entry at `location`, in place when it exists.
-    fn write(
-        &self,
-        location: LocId,
-        tx: TxIdx,
-        incarnation: Incarnation,
-        data: EntryData,
-        guard: &Guard,
-    ) {
-        match self.lane_at(location) {
-            Some(lane) => self.write_with_lane(location, lane, tx, incarnation, data, guard),
-            None => self.write_versions(location, tx, incarnation, data, guard),
-        }
-    }
-
-    /// [`write`](Self::write) at the fee lane's location: fees go to the lane, plain values
-    /// to the skip list, and `tx` keeps one entry holding a value: the new one is published
-    /// first, then the other place's entry (an estimate by then) becomes `Absent`.
-    fn write_with_lane(
-        &self,
-        location: LocId,
-        lane: &FeeLane,
-        tx: TxIdx,
-        incarnation: Incarnation,
-        data: EntryData,
-        guard: &Guard,
-    ) {
-        let in_versions = |tx| {
-            self.cell(location)
-                .versions
-                .find(tx, guard)
-                .is_some_and(|found| !matches!(found.entry().load(guard).data, EntryData::Absent))
-        };
-        let absent = || EntryState {
-            incarnation,
-            data: EntryData::Absent,
-        };
-        match data {
-            EntryData::Written(WriteValue::Reward(_)) => {
-                lane.store(tx, EntryState { incarnation, data }, guard);
-                if in_versions(tx) {
-                    crate::stress::point();
-                    self.write_versions(location, tx, incarnation, EntryData::Absent, guard);
-                }
-            }
-            EntryData::Written(_) => {
-                self.write_versions(location, tx, incarnation, data, guard);
-                if lane.holds(tx, guard) {
-                    crate::stress::point();
-                    lane.store(tx, absent(), guard);
-                }
-            }
-            EntryData::Absent => {
-                if lane.holds(tx, guard) {
-                    lane.store(tx, absent(), guard);
-                }
-                if in_versions(tx) {
-                    self.write_versions(location, tx, incarnation, EntryData::Absent, guard);
-                }
-            }
-            EntryData::Estimate => {
-                let (in_lane, in_versions) = (lane.holds(tx, guard), in_versions(tx));
-                if in_lane || !in_versions {
-                    lane.store(
-                        tx,
-                        EntryState {
-                            incarnation,
-                            data: EntryData::Estimate,
-                        },
-                        guard,
-                    );
-                }
-                if in_versions {
-                    self.write_versions(location, tx, incarnation, EntryData::Estimate, guard);
-                }
-            }
-        }
-    }
-
-    /// Sets `tx`'s entry among `location`'s versions, in place when it exists.
-    fn write_versions(
-        &self,
-        location: LocId,
-        tx: TxIdx,
-        incarnation: Incarnation,
-        data: EntryData,
-        guard: &Guard,
-    ) {
-        let cell = self.cell(location);
-        let versions = &cell.versions;
-        let new_plain = data.is_plain();
-        let state = EntryState { incarnation, data };
-        // SeqCst on the counter: a reader that sees zero must not miss a plain entry that is
-        // already visible, so raising happens before publishing and lowering after removal.
-        // Only `tx`'s executor or its aborting validator writes `tx`'s entry, never both at
-        // once, so the entry's existence and old state cannot change under us.
-        match versions.find(tx, guard) {
-            None => {
-                #[cfg(loom)]
-                if self.mutation == CellMutation::PublishBeforeCount {
-                    cell.model_map_write();
-                    versions.insert(tx, state, self.solo_entries, guard);
-                    if new_plain {
-                        cell.plain_entries.fetch_add(1, Ordering::SeqCst);
-                    }
-                    return;
-                }
-                if new_plain {
-                    cell.plain_entries.fetch_add(1, Ordering::SeqCst);
-                }
-                // Counted, not yet published: readers must cope with the count running ahead.
-                crate::stress::point();
-                #[cfg(loom)]
-                cell.model_map_write();
-                versions.insert(tx, state, self.solo_entries, guard);
-            }
-            Some(found) => {
-                let old_plain = found.entry().load(guard).data.is_plain();
-                #[cfg(loom)]
-                if self.mutation == CellMutation::RemoveThenInsert {
-                    // Broken on purpose, memory-safe all the same: a removed entry is
-                    // destroyed only once no reader can hold it.
-                    cell.model_map_write();
-                    versions.remove(found, guard);
-                    if old_plain {
-                        cell.plain_entries.fetch_sub(1, Ordering::SeqCst);
-                    }
-                    if new_plain {
-                        cell.plain_entries.fetch_add(1, Ordering::SeqCst);
-                    }
-                    cell.model_map_write();
-                    versions.insert(tx, state, self.solo_entries, guard);
-                    return;
-                }
-                if new_plain && !old_plain {
-                    cell.plain_entries.fetch_add(1, Ordering::SeqCst);
-                }
-                #[cfg(loom)]
-                cell.model_map_write();
-                // AcqRel: Release publishes the new state to readers; Acquire orders the swap
-                // after the previous writer's, whose state we free.
-                let old = found.entry().0.swap(
-                    Owned::new(state),
-                    std::sync::atomic::Ordering::AcqRel,
-                    guard,
-                );
-                // SAFETY: `old` is no longer reachable from the cell; readers that loaded it
-                // hold guards pinned before this point, and `defer_destroy` waits for them.
-                unsafe { guard.defer_destroy(old) };
-                crate::stress::point();
-                if old_plain && !new_plain {
-                    cell.plain_entries.fetch_sub(1, Ordering::SeqCst);
-                }
-            }
-        }
-    }
-
-    /// Whether every entry at `location` is a lazy credit (or there is none): the account's
-    /// code is then its base value's.
-    pub(crate) fn only_credits(&self, location: LocId) -> bool {
-        self.cell(location).plain_entries.load(Ordering::SeqCst) == 0
-    }
-
-    /// Turns every entry of `tx`'s last incarnation into an `Estimate`: it was aborted.
-    pub(crate) fn mark_estimates(&self, tx: TxIdx, incarnation: Incarnation) {
-        let written = lock(&self.last_writes[tx as usize]);
-        let guard = epoch::pin();
-        for location in written.iter() {
-            // Readers may see some of the aborted writes marked and others not yet.
-            crate::stress::point();
-            self.write(*location, tx, incarnation, EntryData::Estimate, &guard);
-        }
-    }
-
-    /// Whether every read still finds what it found when `tx` executed.
-    pub(crate) fn validate(&self, tx: TxIdx, reads: &[Read<'_>]) -> bool {
-        reads.iter().all(|read| {
-            crate::stress::point();
-            if read.origin == ReadOrigin::NoCode && self.only_credits(read.location) {
-                return self.has_no_code(read.location, ReadResult::Base);
-            }
-            let now = self.read(read.location, tx);
-            match (&read.origin, now) {
-                (ReadOrigin::Base, ReadResult::Base) => true,
-                (ReadOrigin::Version(seen), ReadResult::Written { version, .. }) => {
-                    *seen == version
-                }
-                (ReadOrigin::Resolved(seen), now) => self
-                    .resolved_value(read.location, now)
-                    .is_some_and(|value| AccountDigest::of(&value) == **seen),
-                (ReadOrigin::NoCode, now) => self.has_no_code(read.location, now),
-                _ => false,
-            }
-        })
-    }
-
-    /// Whether the account a read result stands for has no code (credits do not change code,
-    /// so the value under them decides). `false` when that cannot be told without storage.
-    fn has_no_code(&self, location: LocId, result: ReadResult) -> bool {
-        let start = match result {
-            ReadResult::Written {
-                value: WriteValue::Account(value),
-                ..
-            } => Some(value),
-            ReadResult::Rewarded { start, .. } => start,
-            ReadResult::Base => None,
-            ReadResult::Written { .. } | ReadResult::Blocked(_) => return false,
-        };
-        let info = match start {
-            Some(value) => value.info,
-            None => match self.base(location) {
-                Some(BaseValue::Account(value)) => value.info.clone(),
-                _ => return false,
-            },
-        };
-        info.is_none_or(|info| info.code_hash == KECCAK_EMPTY)
-    }
-
-    /// The account value a read result stands for, if it can be told without storage.
-    fn resolved_value(&self, location: LocId, result: ReadResult) -> Option<AccountValue> {
-        match result {
-            ReadResult::Base => match self.base(location)? {
-                BaseValue::Account(value) => Some(value.clone()),
-                BaseValue::Storage(_) => None,
-            },
-            ReadResult::Written {
-                value: WriteValue::Account(value),
-                ..
-            } => Some(value),
-            ReadResult::Rewarded { start, fees } => self.resolve_rewards(location, start, &fees),
-            ReadResult::Written { .. } | ReadResult::Blocked(_) => None,
-        }
-    }
 }
 
+/// A storage value, for the parts' tests.
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use proptest::prelude::*;
-
-    use super::*;
-
-    fn storage(value: u64) -> WriteValue {
-        WriteValue::Storage(U256::from(value))
-    }
-
-    #[test]
-    fn reads_see_the_highest_writer_below_and_wait_on_estimates() {
-        let memory = MvMemory::new(10, 1, true);
-        let loc = LocId(0);
-        assert!(matches!(memory.read(loc, 5), ReadResult::Base));
-        assert!(memory.record(2, 0, vec![(loc, storage(20))]));
-        assert!(memory.record(4, 0, vec![(loc, storage(40))]));
-        match memory.read(loc, 5) {
-            ReadResult::Written { version, value } => {
-                assert_eq!(
-                    version,
-                    Version {
-                        tx: 4,
-                        incarnation: 0
-                    }
-                );
-                assert_eq!(value, storage(40));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            memory.read(loc, 4),
-            ReadResult::Written {
-                version: Version { tx: 2, .. },
-                ..
-            }
-        ));
-        assert!(matches!(memory.read(loc, 2), ReadResult::Base));
-        memory.mark_estimates(4, 0);
-        assert!(matches!(memory.read(loc, 5), ReadResult::Blocked(4)));
-        // The next incarnation writes elsewhere: its old entry goes away.
-        assert!(memory.record(4, 1, vec![(LocId(1), storage(1))]));
-        assert!(matches!(
-            memory.read(loc, 5),
-            ReadResult::Written {
-                version: Version { tx: 2, .. },
-                ..
-            }
-        ));
-        // Writing the same locations again is not new.
-        assert!(!memory.record(4, 2, vec![(LocId(1), storage(2))]));
-    }
-
-    #[test]
-    fn rewards_resolve_on_top_of_the_last_plain_value() {
-        let memory = MvMemory::new(10, 1, true);
-        let loc = LocId(0);
-        let base = AccountValue {
-            info: None,
-            wiped_at: None,
-        };
-        memory.set_base(loc, BaseValue::Account(base));
-        memory.record(1, 0, vec![(loc, WriteValue::Reward(U256::from(5)))]);
-        memory.record(3, 0, vec![(loc, WriteValue::Reward(U256::from(7)))]);
-        let ReadResult::Rewarded { start, fees } = memory.read(loc, 9) else {
-            panic!()
-        };
-        assert_eq!(fees.as_slice(), &[(1, U256::from(5)), (3, U256::from(7))]);
-        let value = memory.resolve_rewards(loc, start, &fees).unwrap();
-        assert_eq!(value.info.unwrap().balance, U256::from(12));
-        // A zero credit to an absent account leaves it absent after Spurious Dragon, and
-        // materialises it, storage wiped, before.
-        let absent = AccountValue {
-            info: None,
-            wiped_at: None,
-        };
-        assert_eq!(apply_credit(absent.clone(), (4, U256::ZERO), true), absent);
-        let materialised = apply_credit(absent, (4, U256::ZERO), false);
-        assert!(materialised.info.is_some());
-        assert_eq!(materialised.wiped_at, Some(4));
-        let digest = AccountDigest::of(
-            &memory
-                .resolve_rewards(loc, None, &[(1, U256::from(5))])
-                .unwrap(),
-        );
-        let read = Read {
-            location: loc,
-            origin: ReadOrigin::Resolved(&digest),
-        };
-        assert!(memory.validate(2, std::slice::from_ref(&read)));
-        assert!(
-            !memory.validate(4, &[read]),
-            "the fee of tx 3 changes the value"
-        );
-    }
-
-    #[derive(Debug, Clone)]
-    enum Op {
-        Record {
-            tx: TxIdx,
-            locations: Vec<u32>,
-            value: u64,
-        },
-        Estimate {
-            tx: TxIdx,
-        },
-        Read {
-            tx: TxIdx,
-            location: u32,
-        },
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            (0..8u32, prop::collection::vec(0..4u32, 0..3), any::<u64>()).prop_map(
-                |(tx, locations, value)| Op::Record {
-                    tx,
-                    locations,
-                    value
-                }
-            ),
-            (0..8u32).prop_map(|tx| Op::Estimate { tx }),
-            (0..9u32, 0..4u32).prop_map(|(tx, location)| Op::Read { tx, location }),
-        ]
-    }
-
-    /// What one transaction does at the account location in the fee-lane comparison.
-    #[derive(Debug, Clone)]
-    enum AccountOp {
-        /// Records an incarnation: a fee, a plain balance, or nothing at the location (plus,
-        /// always, a storage write elsewhere so that the record is not empty).
-        Record {
-            tx: TxIdx,
-            write: Option<(bool, u64)>,
-        },
-        Estimate {
-            tx: TxIdx,
-        },
-        Read {
-            tx: TxIdx,
-        },
-    }
-
-    fn account_op() -> impl Strategy<Value = AccountOp> {
-        prop_oneof![
-            (0..8u32, prop::option::of((any::<bool>(), 0..1_000u64)))
-                .prop_map(|(tx, write)| AccountOp::Record { tx, write }),
-            (0..8u32).prop_map(|tx| AccountOp::Estimate { tx }),
-            (0..9u32).prop_map(|tx| AccountOp::Read { tx }),
-        ]
-    }
-
-    fn balance(value: u64) -> WriteValue {
-        WriteValue::Account(AccountValue {
-            info: Some(AccountInfo {
-                balance: U256::from(value),
-                ..AccountInfo::default()
-            }),
-            wiped_at: None,
-        })
-    }
-
-    proptest! {
-        /// With the fee lane, and with the first writer's solo entry, the fee location
-        /// reads, validates and resolves exactly as with every entry in its skip list,
-        /// through any mix of fees, plain values, dropped writes and estimates.
-        #[test]
-        fn the_fee_lane_and_solo_entries_agree_with_the_skip_list(ops in prop::collection::vec(account_op(), 1..60)) {
-            let fee_location = LocId(0);
-            let other = LocId(1);
-            let plain = MvMemory::new(8, 2, true).without_solo_entries();
-            let solo = MvMemory::new(8, 2, true);
-            let laned = MvMemory::new(8, 2, true).with_fee_lane(fee_location);
-            let base = AccountValue { info: None, wiped_at: None };
-            for memory in [&plain, &solo, &laned] {
-                memory.set_base(fee_location, BaseValue::Account(base.clone()));
-            }
-            let mut incarnations = [0u32; 8];
-            let mut estimated = [false; 8];
-            for op in ops {
-                match op {
-                    AccountOp::Record { tx, write } => {
-                        incarnations[tx as usize] += 1;
-                        estimated[tx as usize] = false;
-                        let mut writes = vec![(other, storage(u64::from(tx)))];
-                        if let Some((fee, amount)) = write {
-                            let value = if fee { WriteValue::Reward(U256::from(amount)) } else { balance(amount) };
-                            writes.push((fee_location, value));
-                        }
-                        let incarnation = incarnations[tx as usize];
-                        let wrote_new = plain.record(tx, incarnation, writes.clone());
-                        prop_assert_eq!(wrote_new, solo.record(tx, incarnation, writes.clone()));
-                        prop_assert_eq!(wrote_new, laned.record(tx, incarnation, writes));
-                    }
-                    AccountOp::Estimate { tx } => {
-                        let incarnation = incarnations[tx as usize];
-                        for memory in [&plain, &solo, &laned] {
-                            memory.mark_estimates(tx, incarnation);
-                        }
-                        estimated[tx as usize] = true;
-                    }
-                    AccountOp::Read { tx } => {
-                        let expected = format!("{:?}", plain.read(fee_location, tx));
-                        for memory in [&solo, &laned] {
-                            prop_assert_eq!(&expected, &format!("{:?}", memory.read(fee_location, tx)));
-                        }
-                        let digest = plain
-                            .resolved_value(fee_location, plain.read(fee_location, tx))
-                            .map(|value| AccountDigest::of(&value));
-                        if let Some(digest) = digest {
-                            let read = Read { location: fee_location, origin: ReadOrigin::Resolved(&digest) };
-                            let valid = plain.validate(tx, std::slice::from_ref(&read));
-                            prop_assert_eq!(valid, solo.validate(tx, std::slice::from_ref(&read)));
-                            prop_assert_eq!(valid, laned.validate(tx, &[read]));
-                        }
-                        // A lazily credited recipient's read (the lane forbids it).
-                        let read = Read { location: fee_location, origin: ReadOrigin::NoCode };
-                        prop_assert_eq!(
-                            plain.validate(tx, std::slice::from_ref(&read)),
-                            solo.validate(tx, &[read])
-                        );
-                        prop_assert_eq!(plain.only_credits(fee_location), solo.only_credits(fee_location));
-                    }
-                }
-                prop_assert_eq!(plain.is_written(fee_location), solo.is_written(fee_location));
-                prop_assert_eq!(plain.is_written(fee_location), laned.is_written(fee_location));
-            }
-            if !estimated.iter().any(|e| *e) {
-                let expected = plain.final_account(fee_location, &base.info);
-                prop_assert_eq!(&expected, &solo.final_account(fee_location, &base.info));
-                prop_assert_eq!(&expected, &laned.final_account(fee_location, &base.info));
-            }
-        }
-    }
-
-    proptest! {
-        /// MvMemory agrees with a plain model: per location a `BTreeMap` of tx -> value.
-        #[test]
-        fn matches_a_btreemap_model(ops in prop::collection::vec(op(), 1..60), solo_entries in any::<bool>()) {
-            let memory = MvMemory::new(8, 4, true);
-            let memory = if solo_entries { memory } else { memory.without_solo_entries() };
-            // location -> tx -> (incarnation, Some(value) | None for estimate)
-            let mut model: BTreeMap<u32, BTreeMap<TxIdx, (Incarnation, Option<u64>)>> = BTreeMap::new();
-            let mut incarnations = [0u32; 8];
-            let mut written: BTreeMap<TxIdx, Vec<u32>> = BTreeMap::new();
-            for op in ops {
-                match op {
-                    Op::Record { tx, mut locations, value } => {
-                        locations.sort();
-                        locations.dedup();
-                        incarnations[tx as usize] += 1;
-                        let incarnation = incarnations[tx as usize];
-                        let writes = locations.iter().map(|l| (LocId(*l), storage(value))).collect();
-                        let previous = written.insert(tx, locations.clone()).unwrap_or_default();
-                        let expected_new = locations.iter().any(|l| !previous.contains(l));
-                        prop_assert_eq!(memory.record(tx, incarnation, writes), expected_new);
-                        for l in previous { model.entry(l).or_default().remove(&tx); }
-                        for l in &locations { model.entry(*l).or_default().insert(tx, (incarnation, Some(value))); }
-                    }
-                    Op::Estimate { tx } => {
-                        let incarnation = incarnations[tx as usize];
-                        memory.mark_estimates(tx, incarnation);
-                        for l in written.get(&tx).cloned().unwrap_or_default() {
-                            model.entry(l).or_default().insert(tx, (incarnation, None));
-                        }
-                    }
-                    Op::Read { tx, location } => {
-                        let expected = model.get(&location).and_then(|m| m.range(..tx).next_back());
-                        let actual = memory.read(LocId(location), tx);
-                        match (expected, actual) {
-                            (None, ReadResult::Base) => {}
-                            (Some((writer, (_, None))), ReadResult::Blocked(blocking)) => prop_assert_eq!(*writer, blocking),
-                            (Some((writer, (incarnation, Some(value)))), ReadResult::Written { version, value: read }) => {
-                                prop_assert_eq!(version, Version { tx: *writer, incarnation: *incarnation });
-                                prop_assert_eq!(read, storage(*value));
-                            }
-                            (expected, actual) => prop_assert!(false, "model {:?}, memory {:?}", expected, actual),
-                        }
-                    }
-                }
-            }
-            // The final value at each location without estimates: its last writer's.
-            for location in 0..4u32 {
-                let entries = model.get(&location);
-                if entries.is_some_and(|m| m.values().any(|(_, value)| value.is_none())) {
-                    continue;
-                }
-                let expected = entries
-                    .and_then(|m| m.iter().next_back())
-                    .map(|(writer, (_, value))| (*writer, U256::from(value.expect("no estimates"))));
-                prop_assert_eq!(memory.final_storage(LocId(location)), expected);
-            }
-        }
-    }
+fn storage(value: u64) -> WriteValue {
+    WriteValue::Storage(U256::from(value))
 }

@@ -5,8 +5,8 @@
 //! on one and the loser frees its own. Elements are never moved or freed before the whole
 //! array is dropped, which is what lets MvMemory hand out `&Cell` for the block's lifetime.
 
-use std::ptr;
 use crate::sync::{AtomicPtr, Ordering, exclusive_ptr};
+use std::ptr;
 
 /// Elements in the first bucket: small, so that a small block's set-up and teardown touch
 /// little memory (a bucket of 64 padded cells is 8 KiB); large blocks take a few more buckets.

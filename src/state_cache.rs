@@ -58,9 +58,11 @@ impl AccountCommit {
     }
 }
 
-/// Credits the beneficiary's fee to its entry in a state diff, as revm's
+/// Credits the beneficiary's fee to its entry in a transaction's state diff, as revm's
 /// `reward_beneficiary` does inside the transaction (touch, then add unless it overflows).
-pub(crate) fn apply_reward(account: &mut Account, fee: U256) {
+/// The commit rules ([`AccountCommit`]) apply afterwards; `mv_memory::apply_credit` is the
+/// same credit applied to a committed account value, rules included.
+pub(crate) fn credit_in_state_diff(account: &mut Account, fee: U256) {
     account.mark_touch();
     if let Some(balance) = account.info.balance.checked_add(fee) {
         account.info.balance = balance;

@@ -6,8 +6,8 @@
 //! read is recorded with where it came from so the scheduler can validate it later. Reading
 //! an aborted writer's estimate stops the incarnation with a dependency.
 //!
-//! The beneficiary is not credited inside the transaction: [`DeferredRewardHandler`] records
-//! the fee instead, and it is published as a lazy `Reward` entry. Otherwise every transaction
+//! The beneficiary is not credited inside the transaction: [`DeferredCreditHandler`] records
+//! the fee instead, and it is published as a lazy `Credit` entry. Otherwise every transaction
 //! would write the beneficiary's balance and the block would run one transaction at a time.
 //! Likewise the value of a plain transfer to an account without code is a lazy credit, and
 //! the transfer's read of the recipient is validated only by "still has no code": many
@@ -37,7 +37,7 @@ use crate::location::{Location, LocationIndex, TxAccounts};
 use crate::mv_memory::{
     AccountDigest, AccountValue, BaseValue, MvMemory, Read, ReadOrigin, ReadResult, WriteValue,
 };
-use crate::state_cache::{AccountCommit, apply_reward};
+use crate::state_cache::{AccountCommit, credit_in_state_diff};
 use crate::types::{LocId, TxIdx};
 
 /// What every worker shares for one block.
@@ -259,14 +259,14 @@ impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
                 version,
                 value: WriteValue::Account(value),
             } => (ReadOrigin::Version(version), value),
-            ReadResult::Rewarded { start, fees } => {
+            ReadResult::Credited { start, credits } => {
                 if start.is_none() {
                     self.base_account(address, location)?;
                 }
                 let value = self
                     .ctx
                     .memory
-                    .resolve_rewards(location, start, &fees)
+                    .resolve_credits(location, start, &credits)
                     .expect("the base value was just loaded");
                 let digest = self.arena.alloc(AccountDigest::of(&value));
                 (ReadOrigin::Resolved(digest), value)
@@ -309,8 +309,8 @@ impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
                 && recipient == *address
             {
                 // Only the transfer touched it: credit the value on top of whatever earlier
-                // transactions leave there, as `Reward` does (EIP-161 included).
-                writes.push((location, WriteValue::Reward(value)));
+                // transactions leave there, as `Credit` does (EIP-161 included).
+                writes.push((location, WriteValue::Credit(value)));
                 continue;
             }
             let wiped_at = if commit.wipes_storage {
@@ -403,7 +403,7 @@ impl<S: DatabaseRef> Database for VmDb<'_, '_, S> {
                 )
             }
             ReadResult::Blocked(writer) => return Err(self.blocked(writer)),
-            ReadResult::Written { .. } | ReadResult::Rewarded { .. } => {
+            ReadResult::Written { .. } | ReadResult::Credited { .. } => {
                 unreachable!("storage ids hold storage values")
             }
         };
@@ -420,12 +420,12 @@ impl<S: DatabaseRef> Database for VmDb<'_, '_, S> {
 }
 
 /// revm's mainnet handler, except that the beneficiary's fee is recorded instead of credited.
-struct DeferredRewardHandler<EVM, ERROR, FRAME> {
+struct DeferredCreditHandler<EVM, ERROR, FRAME> {
     fee: Cell<Option<U256>>,
     _phantom: PhantomData<(EVM, ERROR, FRAME)>,
 }
 
-impl<EVM, ERROR, FRAME> Handler for DeferredRewardHandler<EVM, ERROR, FRAME>
+impl<EVM, ERROR, FRAME> Handler for DeferredCreditHandler<EVM, ERROR, FRAME>
 where
     EVM: EvmTr<Context: ContextTr<Journal: JournalTr<State = EvmState>>, Frame = FRAME>,
     ERROR: EvmTrError<EVM>,
@@ -486,7 +486,7 @@ pub(crate) fn execute_incarnation<'a, S: DatabaseRef>(
 ) -> IncarnationOutcome<'a, S::Error> {
     evm.ctx.journaled_state.database.start(tx, tx_env);
     evm.ctx.set_tx(tx_env.clone());
-    let mut handler = DeferredRewardHandler {
+    let mut handler = DeferredCreditHandler {
         fee: Cell::new(None),
         _phantom: PhantomData,
     };
@@ -520,16 +520,16 @@ pub(crate) fn execute_incarnation<'a, S: DatabaseRef>(
     };
     let fee = handler.fee.get();
     let beneficiary = db.ctx.beneficiary;
-    let mut pending_reward = None;
+    let mut pending_credit = None;
     if let Some(fee) = fee {
         match state.get_mut(&beneficiary) {
-            Some(account) => apply_reward(account, fee),
-            None => pending_reward = Some(fee),
+            Some(account) => credit_in_state_diff(account, fee),
+            None => pending_credit = Some(fee),
         }
     }
     let mut writes = db.write_set(&state);
-    if let Some(fee) = pending_reward {
-        writes.push((LocationIndex::BENEFICIARY, WriteValue::Reward(fee)));
+    if let Some(fee) = pending_credit {
+        writes.push((LocationIndex::BENEFICIARY, WriteValue::Credit(fee)));
     }
     IncarnationOutcome::Finished {
         reads,

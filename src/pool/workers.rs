@@ -259,7 +259,6 @@ fn wait_for_job(shared: &Shared, mailbox: &Mailbox) -> Option<JobRef> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
