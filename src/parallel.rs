@@ -16,7 +16,6 @@ mod worker;
 
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::CachePadded;
 use revm::database_interface::DatabaseRef;
 use revm::primitives::hardfork::SpecId;
 
@@ -29,13 +28,12 @@ use crate::options::Options;
 use crate::plan::BlockPlan;
 use crate::pool::{BlockThreads, WorkerPool};
 use crate::rules::{Rules, RunOutput};
-use crate::scheduler::Scheduler;
 use crate::sequential::run_sequential;
-use crate::stats::{ExecutionStats, WorkerCounts};
-use crate::sync::{AtomicBool, Mutex, lock};
+use crate::stats::ExecutionStats;
+use crate::sync::lock;
 use crate::vm::BlockContext;
 pub(crate) use retained::{Retained, WorkerState};
-use worker::{Run, TxSlot};
+use worker::Run;
 
 /// Blocks at least this large free their internal structures on a background thread.
 const BACKGROUND_DROP_TXS: usize = 1_000;
@@ -82,25 +80,14 @@ where
     );
     let threads = BlockThreads::new(pool, threads);
     let mut states = retained.take_worker_states(threads.threads());
-    let run = Run {
-        block,
-        context: BlockContext {
-            storage,
-            memory: &memory,
-            index: &index,
-            beneficiary: block.env.beneficiary,
-            delete_touched_empty,
-        },
-        scheduler: Scheduler::new(txs),
-        plan: &plan,
-        rules,
-        slots: (0..txs)
-            .map(|_| CachePadded::new(Mutex::new(TxSlot::default())))
-            .collect(),
-        abandoned: AtomicBool::new(false),
-        panic: Mutex::new(None),
-        counts: Mutex::new(WorkerCounts::default()),
+    let context = BlockContext {
+        storage,
+        memory: &memory,
+        index: &index,
+        beneficiary: block.env.beneficiary,
+        delete_touched_empty,
     };
+    let run = Run::new(block, context, &plan, rules);
     let mut stats = ExecutionStats {
         workers: threads.threads(),
         critical_path: plan.critical_path(),

@@ -55,6 +55,29 @@ pub(super) struct Run<'a, S: DatabaseRef> {
 }
 
 impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
+    /// The shared state of a run of `block` over `context`, nothing executed yet.
+    pub(super) fn new(
+        block: &'a Block,
+        context: BlockContext<'a, S>,
+        plan: &'a BlockPlan,
+        rules: Rules<'a>,
+    ) -> Self {
+        let txs = block.txs.len();
+        Self {
+            block,
+            context,
+            scheduler: Scheduler::new(txs),
+            plan,
+            rules,
+            slots: (0..txs)
+                .map(|_| CachePadded::new(Mutex::new(TxSlot::default())))
+                .collect(),
+            abandoned: AtomicBool::new(false),
+            panic: Mutex::new(None),
+            counts: Mutex::new(WorkerCounts::default()),
+        }
+    }
+
     /// One worker's share of the block: tasks until the scheduler is done or the block is
     /// abandoned; a panic is recorded and abandons the block.
     pub(super) fn work(&self, arena: &'a Bump, buffers: &mut VmBuffers) {
