@@ -11,7 +11,7 @@
 //! index records each id's location); the accounts are split into ranges of about equal work
 //! and assembled by the block's workers on the pool; the caller merges the parts.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::PoisonError;
 
 use revm::bytecode::Bytecode;
 use revm::database_interface::DatabaseRef;
@@ -26,6 +26,7 @@ use crate::output::{AccountChange, SlotChange, StateChanges};
 use crate::pool::BlockThreads;
 #[cfg(doc)]
 use crate::state_cache::Change;
+use crate::sync::{Mutex, lock};
 use crate::types::{LocId, TxIdx};
 
 /// The written locations of one account.
@@ -100,9 +101,7 @@ pub(crate) fn state_changes<S: DatabaseRef + Sync>(
         .run(parts.len(), &|part| {
             let mine = &accounts[parts[part].clone()];
             let result = assemble_part(storage, memory, mine);
-            *assembled[part]
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(result);
+            *lock(&assembled[part]) = Some(result);
         })
         .map_err(|message| BlockError::WorkerPanicked { message })?;
     let mut changes = StateChanges {

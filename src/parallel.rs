@@ -30,7 +30,7 @@ use crate::pool::{BlockThreads, WorkerPool};
 use crate::rules::{Rules, RunOutput};
 use crate::sequential::run_sequential;
 use crate::stats::ExecutionStats;
-use crate::sync::lock;
+use crate::sync::{Mutex, lock};
 use crate::vm::BlockContext;
 pub(crate) use retained::{Retained, WorkerState};
 use worker::Run;
@@ -172,14 +172,12 @@ fn execute<'a, S: DatabaseRef + Sync>(
     states: &'a mut [WorkerState],
 ) -> Result<(), BlockError> {
     // Each worker takes its own state out of this list once.
-    let handed: Vec<std::sync::Mutex<Option<&'a mut WorkerState>>> = states
+    let handed: Vec<Mutex<Option<&'a mut WorkerState>>> = states
         .iter_mut()
-        .map(|state| std::sync::Mutex::new(Some(state)))
+        .map(|state| Mutex::new(Some(state)))
         .collect();
     let outcome = threads.run(threads.threads(), &|worker| {
-        let state = handed[worker]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        let state = lock(&handed[worker])
             .take()
             .expect("each participant takes its state once");
         run.work(&state.arena, &mut state.buffers);

@@ -1,11 +1,9 @@
 //! [`Retained`]: what an executor keeps from one block to the next for the engine: each
 //! worker's read-set arena and VM buffers, and how many locations the last block met.
 
-use std::sync::{Mutex, PoisonError};
-
 use bumpalo::Bump;
 
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{AtomicUsize, Mutex, Ordering, lock};
 use crate::vm::VmBuffers;
 
 /// What a pool worker keeps from one block to the next: its read-set arena and the VM's
@@ -56,7 +54,7 @@ impl Retained {
     /// The first `count` workers' states, their arenas reset (a concurrent block gets fresh
     /// ones).
     pub(crate) fn take_worker_states(&self, count: usize) -> Vec<WorkerState> {
-        let mut kept = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut kept = lock(&self.states);
         (0..count)
             .map(|i| match kept.get_mut(i) {
                 Some(state) => {
@@ -72,7 +70,7 @@ impl Retained {
     /// Gives the workers' states back for the next block, and returns those beyond the
     /// kept workers' count (a block on spawned threads) for the caller to free.
     pub(crate) fn return_worker_states(&self, states: Vec<WorkerState>) -> Vec<WorkerState> {
-        let mut kept = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut kept = lock(&self.states);
         let mut states = states.into_iter();
         for (slot, state) in kept.iter_mut().zip(&mut states) {
             *slot = state;
