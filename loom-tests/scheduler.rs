@@ -71,7 +71,7 @@ struct TxScript {
     stale_first: bool,
     /// The earlier transaction the block's plan names as its predecessor: its first
     /// incarnation waits for that one with `add_dependency` before running, as
-    /// `parallel::Run::execute` does.
+    /// `Run::execute` (`src/parallel/worker.rs`) does.
     waits_for: Option<TxIdx>,
 }
 

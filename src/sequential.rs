@@ -1,5 +1,5 @@
 //! The sequential reference executor: a plain loop over revm that commits each transaction
-//! into a [`StateCache`] over the storage. Every other path is tested against it.
+//! into a `StateCache` over the storage. Every other path is tested against it.
 
 use revm::context::result::EVMError;
 use revm::database_interface::DatabaseRef;

@@ -1,6 +1,5 @@
 //! What the engine did for one block and where its time went: [`ExecutionStats`], returned
-//! by [`execute_with_stats`](crate::execute_with_stats) and
-//! [`Executor::execute_with_stats`](crate::Executor::execute_with_stats).
+//! by [`Executor::execute_with_stats`](crate::Executor::execute_with_stats).
 //!
 //! Workers count in local variables and add their counts once, when they finish the block;
 //! phases are timed by the calling thread (a handful of clock reads per block).
