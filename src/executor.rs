@@ -147,6 +147,15 @@ impl Executor {
         )
     }
 
+    /// Waits until the deferred teardown of every block this executor ran so far has
+    /// finished. A large block's internal structures are freed off the caller's path
+    /// ([`Options::deferred_teardown`]); a caller that times blocks one after the other, or
+    /// measures memory, waits here so that the next block does not share the machine with
+    /// the last one's teardown.
+    pub fn wait_for_teardown(&self) {
+        self.retained.teardowns.wait();
+    }
+
     /// Number of pool workers (0 without a pool).
     pub fn workers(&self) -> usize {
         self.pool.as_ref().map_or(0, WorkerPool::workers)

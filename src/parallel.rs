@@ -12,6 +12,7 @@
 
 mod results;
 mod retained;
+mod teardown;
 mod worker;
 
 use std::time::{Duration, Instant};
@@ -33,6 +34,7 @@ use crate::stats::ExecutionStats;
 use crate::sync::{Mutex, lock};
 use crate::vm::BlockContext;
 pub(crate) use retained::{Retained, WorkerState};
+pub(crate) use teardown::PendingTeardowns;
 use worker::Run;
 
 /// Blocks at least this large free their internal structures on a background thread.
@@ -108,6 +110,7 @@ where
     tear_down(
         options,
         threads.pool(),
+        &retained.teardowns,
         txs,
         (memory, index, unkept),
         &mut stats,
@@ -198,12 +201,15 @@ fn execute<'a, S: DatabaseRef + Sync>(
 fn tear_down(
     options: &Options,
     pool: Option<&WorkerPool>,
+    teardowns: &PendingTeardowns,
     txs: usize,
     structures: (MvMemory, LocationIndex, Vec<WorkerState>),
     stats: &mut ExecutionStats,
 ) {
     if options.deferred_teardown && txs >= BACKGROUND_DROP_TXS {
         stats.teardown_deferred = true;
+        // Fields drop in order: the token, last, marks the teardown finished.
+        let structures = (structures, teardowns.start());
         match pool {
             Some(pool) => pool.defer_drop(Box::new(structures)),
             None => {

@@ -57,6 +57,16 @@ pub struct LatencyStorage<'a, S> {
     first_reads: AtomicU64,
 }
 
+impl<S: std::fmt::Debug> std::fmt::Debug for LatencyStorage<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LatencyStorage")
+            .field("inner", &self.inner)
+            .field("latency", &self.latency)
+            .field("first_reads", &self.first_reads)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, S> LatencyStorage<'a, S> {
     /// `inner` with `latency` on the first read of each location.
     pub fn new(inner: &'a S, latency: Duration) -> Self {

@@ -93,9 +93,32 @@ fn bench_json_prints_one_row_per_workload_with_the_contract_fields() {
             "speedup",
             "equal",
             "cpu_cores",
+            "revm_ms",
+            "reth_ms",
+            "reth_engine",
+            "par_bundle_ms",
+            "vs_revm",
+            "vs_reth",
         ] {
             assert!(row.get(field).is_some(), "missing {field} in {row}");
         }
+        for field in ["revm_ms", "reth_ms", "par_bundle_ms"] {
+            assert!(row[field].as_f64().unwrap() > 0.0, "{field} in {row}");
+        }
+        let vs_revm = row["revm_ms"].as_f64().unwrap() / row["par_ms"].as_f64().unwrap();
+        assert!(
+            (row["vs_revm"].as_f64().unwrap() - vs_revm).abs() < 1e-9,
+            "{row}"
+        );
+        let vs_reth = row["reth_ms"].as_f64().unwrap() / row["par_bundle_ms"].as_f64().unwrap();
+        assert!(
+            (row["vs_reth"].as_f64().unwrap() - vs_reth).abs() < 1e-9,
+            "{row}"
+        );
+        assert!(
+            row.get("back_to_back").is_none(),
+            "only with --back-to-back: {row}"
+        );
         assert_eq!(row["txs"], 40);
         assert_eq!(row["threads"], 2);
         assert_eq!(row["runs"], 1);
@@ -113,7 +136,8 @@ fn bench_table_names_every_column() {
     let mut lines = stdout.lines();
     let header = lines.next().unwrap();
     for column in [
-        "workload", "txs", "gas", "seq ms", "par ms", "speedup", "Ggas/s", "equal",
+        "workload", "txs", "gas", "revm ms", "reth ms", "seq ms", "par ms", "par+b ms", "speedup",
+        "vs revm", "vs reth", "Ggas/s", "equal",
     ] {
         assert!(header.contains(column), "{header}");
     }
@@ -121,8 +145,52 @@ fn bench_table_names_every_column() {
 }
 
 #[test]
+fn bench_back_to_back_reports_each_engines_time_per_block() {
+    let rows = successful_json_rows(&[
+        "bench",
+        "--workload",
+        "raw",
+        "--txs",
+        "3000",
+        "--runs",
+        "1",
+        "--threads",
+        "2",
+        "--sequential-below",
+        "0",
+        "--back-to-back",
+        "3",
+        "--json",
+    ]);
+    let b2b = &rows[0]["back_to_back"];
+    assert_eq!(b2b["blocks"], 3, "{b2b}");
+    for engine in ["revm_ms", "reth_ms", "seq_ms", "par_ms", "par_bundle_ms"] {
+        assert!(b2b[engine].as_f64().unwrap() > 0.0, "{engine} in {b2b}");
+    }
+    let speedup = b2b["seq_ms"].as_f64().unwrap() / b2b["par_ms"].as_f64().unwrap();
+    assert!(
+        (b2b["speedup"].as_f64().unwrap() - speedup).abs() < 1e-9,
+        "{b2b}"
+    );
+    let table = blockstm(&[
+        "bench",
+        "--workload",
+        "chain",
+        "--txs",
+        "10",
+        "--runs",
+        "1",
+        "--back-to-back",
+        "2",
+    ]);
+    assert!(table.status.success());
+    let stdout = String::from_utf8_lossy(&table.stdout);
+    assert!(stdout.contains("back to back, 2 blocks"), "{stdout}");
+}
+
+#[test]
 fn bad_input_fails_with_a_message_and_no_panic() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["bench", "--workload", "uniswap"],
             "invalid value 'uniswap'",
@@ -132,6 +200,14 @@ fn bad_input_fails_with_a_message_and_no_panic() {
         (&["bench", "--txs", "-3"], "unexpected argument"),
         (&["bench", "--hot", "2"], "hot ratio 2 is not a fraction"),
         (&["bench", "--runs", "0"], "--runs must be between"),
+        (
+            &["bench", "--back-to-back", "0"],
+            "--back-to-back must be between",
+        ),
+        (
+            &["bench", "--back-to-back", "2", "--memory"],
+            "cannot be used with",
+        ),
     ];
     for (args, expected) in cases {
         let output = blockstm(args);

@@ -1,8 +1,10 @@
 //! [`Retained`]: what an executor keeps from one block to the next for the engine: each
-//! worker's read-set arena and VM buffers, and how many locations the last block met.
+//! worker's read-set arena and VM buffers, how many locations the last block met, and the
+//! blocks whose deferred teardown is still running.
 
 use bumpalo::Bump;
 
+use super::PendingTeardowns;
 use crate::sync::{AtomicUsize, Mutex, Ordering, lock};
 use crate::vm::VmBuffers;
 
@@ -22,6 +24,8 @@ pub(crate) struct Retained {
     /// 100 transactions, plus one (zero: no block yet). Sizes the next block's location table:
     /// consecutive blocks of a chain are alike.
     unpredicted_per_100_txs: AtomicUsize,
+    /// Blocks whose teardown was deferred and has not finished.
+    pub(crate) teardowns: PendingTeardowns,
 }
 
 impl Retained {
@@ -30,6 +34,7 @@ impl Retained {
         Self {
             states: Mutex::new((0..workers).map(|_| WorkerState::default()).collect()),
             unpredicted_per_100_txs: AtomicUsize::new(0),
+            teardowns: PendingTeardowns::default(),
         }
     }
 

@@ -1,16 +1,18 @@
-//! `blockstm bench`: generated workloads, sequential against parallel, with a verdict that
-//! the outputs are equal.
+//! `blockstm bench`: generated workloads on five engines (bare revm, reth's executor, ours
+//! sequential, parallel, and parallel ending with reth's bundle), with a verdict that the
+//! outputs are equal.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::contenders::{Contender, Contenders, RETH_ENGINE};
 use crate::stats_row::StatsRow;
-use crate::timing::{median_ms, timed};
+use crate::timing::median_ms;
 
 use blockstm_cli::LatencyStorage;
 use blockstm_cli::workloads::{Workload, WorkloadError, WorkloadKind, WorkloadSpec};
 use blockstm_evm::revm::DatabaseRef;
-use blockstm_evm::{BlockError, BlockOutput, Executor, Options, execute_sequential};
+use blockstm_evm::{BlockError, BlockOutput, Executor, Options};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -96,6 +98,10 @@ pub struct BenchArgs {
     /// first committed outcome (see `blockstm_evm::builder`).
     #[arg(long, conflicts_with_all = ["stats", "spawned_threads", "db_latency_us", "memory"])]
     builder: bool,
+    /// Also time K blocks back to back with each engine (deferred teardowns included) and
+    /// report milliseconds per block: the throughput of a node executing block after block.
+    #[arg(long, value_name = "K", conflicts_with_all = ["memory", "builder"])]
+    back_to_back: Option<usize>,
     /// Internal: the child process of `--memory` (runs one engine once and prints its
     /// memory figures as JSON).
     #[arg(long, hide = true, value_name = "ENGINE")]
@@ -119,6 +125,14 @@ pub enum BenchError {
     Execution {
         workload: WorkloadKind,
         source: BlockError,
+    },
+    #[error("--back-to-back must be between 1 and {MAX_RUNS}, got {0}")]
+    BackToBack(usize),
+    #[error("workload {workload}: baseline {contender}: {message}")]
+    Baseline {
+        workload: WorkloadKind,
+        contender: &'static str,
+        message: String,
     },
     #[error("workload {workload}: sequential runs disagree with each other")]
     Nondeterministic { workload: WorkloadKind },
@@ -155,11 +169,50 @@ struct Row {
     /// With `--db-latency-us`: locations the parallel run read (speculative reads included).
     #[serde(skip_serializing_if = "Option::is_none")]
     db_first_reads_par: Option<u64>,
+    /// Bare revm (`CacheDB`, `transact_commit`, no output), median ms.
+    revm_ms: f64,
+    /// reth's executor (see `reth_engine`), ending with the bundle taken, median ms.
+    reth_ms: f64,
+    /// How `reth_ms` was run: alloy-evm's `EthBlockExecutor` (built with the `alloy-evm`
+    /// feature) or revm's `State` with bundle updates and `take_bundle`.
+    reth_engine: &'static str,
+    /// The parallel engine ending with the same bundle as `reth_ms`: the alloy-evm adapter, or
+    /// `execute` and `into_bundle_state`, median ms.
+    par_bundle_ms: f64,
+    /// `revm_ms / par_ms`.
+    vs_revm: Option<f64>,
+    /// `reth_ms / par_bundle_ms`.
+    vs_reth: Option<f64>,
+    /// With `--back-to-back K`: ms per block over K consecutive blocks of each engine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    back_to_back: Option<BackToBack>,
+}
+
+/// Throughput over consecutive blocks (`--back-to-back`), deferred teardowns included.
+#[derive(Debug, Serialize)]
+struct BackToBack {
+    /// Blocks run by each engine.
+    blocks: usize,
+    /// Milliseconds per block of each engine (total time / blocks).
+    revm_ms: f64,
+    reth_ms: f64,
+    seq_ms: f64,
+    par_ms: f64,
+    par_bundle_ms: f64,
+    /// `revm_ms / par_ms`.
+    vs_revm: f64,
+    /// `reth_ms / par_bundle_ms`.
+    vs_reth: f64,
+    /// `seq_ms / par_ms`.
+    speedup: f64,
 }
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode, BenchError> {
     if args.runs == 0 || args.runs > MAX_RUNS {
         return Err(BenchError::Runs(args.runs));
+    }
+    if let Some(blocks) = args.back_to_back.filter(|&k| k == 0 || k > MAX_RUNS) {
+        return Err(BenchError::BackToBack(blocks));
     }
     let threads = args.threads.unwrap_or_else(default_threads);
     if threads == 0 || threads > MAX_THREADS {
@@ -187,7 +240,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, BenchError> {
         return crate::memory::measure(&specs, threads, args.json);
     }
 
-    let progress = ProgressBar::new((specs.len() * args.runs * 2) as u64);
+    let progress = ProgressBar::new((specs.len() * args.runs * Contender::ALL.len()) as u64);
     progress.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
             .expect("static template"),
@@ -319,78 +372,88 @@ fn bench_on<S, F>(
     progress: &ProgressBar,
 ) -> Result<Row, BenchError>
 where
-    S: DatabaseRef<Error = blockstm_evm::StorageError> + Sync + CountingReads,
+    S: DatabaseRef<Error = blockstm_evm::StorageError> + Sync + CountingReads + std::fmt::Debug,
     F: Fn() -> S,
 {
     let runs = args.runs;
     let spawned = Executor::without_pool();
-    let parallel = |storage: &S, options: &Options| {
-        if args.spawned_threads {
-            spawned
-                .execute(storage, &workload.block, options)
-                .map(|output| (output, None))
-        } else {
-            Executor::global()
-                .execute_with_stats(storage, &workload.block, options)
-                .map(|(output, stats)| (output, Some(stats)))
-        }
+    let executor = if args.spawned_threads {
+        &spawned
+    } else {
+        Executor::global()
     };
     let kind = workload.spec.kind;
-    let execution_error = |source| BenchError::Execution {
-        workload: kind,
-        source,
-    };
-    // Warm-up run; its output is the reference the timed runs must reproduce.
-    let first_storage = storage();
-    let reference = execute_sequential(&first_storage, &workload.block).map_err(execution_error)?;
-    let db_first_reads_seq = first_storage.first_reads();
-    drop(first_storage);
     let options = Options {
         sequential_below: args.sequential_below,
         ..Options::with_concurrency(threads)
     };
-    // Warm-up of the parallel engine too (the pool's threads, its workers' buffers and the
-    // allocator's pages), so that neither engine's first timed run pays for set-up.
+    let contenders = Contenders::new(kind, &workload.block, executor, options, args.stats)
+        .map_err(|error| BenchError::Baseline {
+            workload: kind,
+            contender: Contender::Reth.name(),
+            message: error.to_string(),
+        })?;
+    // Warm-up runs; the sequential output is the reference the timed runs must reproduce.
     let first_storage = storage();
-    let (warm, _) = parallel(&first_storage, &options).map_err(execution_error)?;
+    let reference = contenders
+        .run(Contender::Sequential, &first_storage)?
+        .output
+        .expect("the sequential contender returns its output");
+    let db_first_reads_seq = first_storage.first_reads();
+    drop(first_storage);
+    // The parallel engine's warm-up also starts the pool's threads and fills its workers'
+    // buffers and the allocator's pages, so that no timed run pays for set-up.
+    let first_storage = storage();
+    let warm = contenders.run(Contender::Parallel, &first_storage)?.output;
     let db_first_reads_par = first_storage.first_reads();
-    let mut equal = warm == reference;
+    let mut equal = warm.as_ref() == Some(&reference);
     drop((warm, first_storage));
-    progress.set_message(format!(
-        "{kind}: sequential and parallel ({threads} threads)"
-    ));
-    let mut seq_times = Vec::with_capacity(runs);
-    let mut par_times = Vec::with_capacity(runs);
+    // The baselines' warm-up: each must have run the same block.
+    contenders.check(&storage(), &reference)?;
+    progress.set_message(format!("{kind}: five engines ({threads} threads)"));
+    let mut times: [Vec<Duration>; Contender::ALL.len()] = Default::default();
     let mut par_stats = Vec::with_capacity(runs);
     let mut cpu = Duration::ZERO;
-    // Runs alternate, so that neither engine always finds the caches and the allocator as
-    // the other one left them.
-    for _ in 0..runs {
-        let run_storage = storage();
-        let (elapsed, output) = timed(|| execute_sequential(&run_storage, &workload.block));
-        let output = output.map_err(execution_error)?;
-        if output != reference {
-            return Err(BenchError::Nondeterministic { workload: kind });
+    // The engines take turns, each round starting with the next one, so that none always
+    // finds the caches and the allocator as the same other one left them.
+    for round in 0..runs {
+        for turn in 0..Contender::ALL.len() {
+            let position = (round + turn) % Contender::ALL.len();
+            let contender = Contender::ALL[position];
+            let run_storage = storage();
+            let cpu_before = process_cpu_time();
+            let timed = contenders.run(contender, &run_storage)?;
+            match contender {
+                Contender::Sequential if timed.output.as_ref() != Some(&reference) => {
+                    return Err(BenchError::Nondeterministic { workload: kind });
+                }
+                Contender::Parallel => {
+                    // Only the execution counts: the comparison below is the bench's own work.
+                    cpu += process_cpu_time().saturating_sub(cpu_before);
+                    equal &= timed.output.as_ref() == Some(&reference);
+                    par_stats.push((timed.elapsed, timed.stats));
+                }
+                _ => {}
+            }
+            times[position].push(timed.elapsed);
+            progress.inc(1);
         }
-        drop(output);
-        seq_times.push(elapsed);
-        progress.inc(1);
-
-        let run_storage = storage();
-        let cpu_before = process_cpu_time();
-        let (elapsed, output) = timed(|| parallel(&run_storage, &options));
-        // Only the execution counts: the comparison below is the bench's own work.
-        cpu += process_cpu_time().saturating_sub(cpu_before);
-        let (output, stats) = output.map_err(execution_error)?;
-        equal &= output == reference;
-        drop(output);
-        par_times.push(elapsed);
-        par_stats.push((elapsed, stats));
-        progress.inc(1);
     }
-    let seq_ms = median_ms(&mut seq_times);
-    let par_wall: Duration = par_times.iter().sum();
-    let par_ms = median_ms(&mut par_times);
+    let position = |contender| {
+        Contender::ALL
+            .iter()
+            .position(|c| *c == contender)
+            .expect("every contender is in ALL")
+    };
+    let par_wall: Duration = times[position(Contender::Parallel)].iter().sum();
+    let [revm_ms, reth_ms, seq_ms, par_ms, par_bundle_ms] = times.map(|mut t| median_ms(&mut t));
+    let back_to_back = match args.back_to_back {
+        Some(blocks) => {
+            progress.set_message(format!("{kind}: {blocks} blocks back to back, each engine"));
+            Some(back_to_back(&contenders, storage, blocks)?)
+        }
+        None => None,
+    };
     let gas = reference.gas_used();
     par_stats.sort_by_key(|(elapsed, _)| *elapsed);
     let stats = args
@@ -422,6 +485,49 @@ where
         db_latency_us: args.db_latency_us,
         db_first_reads_seq,
         db_first_reads_par,
+        revm_ms,
+        reth_ms,
+        reth_engine: RETH_ENGINE,
+        par_bundle_ms,
+        vs_revm: Some(revm_ms / par_ms),
+        vs_reth: Some(reth_ms / par_bundle_ms),
+        back_to_back,
+    })
+}
+
+/// Each contender on `blocks` blocks one after the other (teardowns included: the time ends
+/// when the last block's deferred teardown has finished).
+fn back_to_back<S, F>(
+    contenders: &Contenders<'_>,
+    storage: &F,
+    blocks: usize,
+) -> Result<BackToBack, BenchError>
+where
+    S: DatabaseRef<Error = blockstm_evm::StorageError> + Sync + std::fmt::Debug,
+    F: Fn() -> S,
+{
+    let mut per_block_ms = [0.0; Contender::ALL.len()];
+    for (position, contender) in Contender::ALL.into_iter().enumerate() {
+        let storages: Vec<S> = (0..blocks).map(|_| storage()).collect();
+        contenders.wait_for_teardown();
+        let started = Instant::now();
+        for run_storage in &storages {
+            drop(contenders.run_now(contender, run_storage)?);
+        }
+        contenders.wait_for_teardown();
+        per_block_ms[position] = started.elapsed().as_secs_f64() * 1e3 / blocks as f64;
+    }
+    let [revm_ms, reth_ms, seq_ms, par_ms, par_bundle_ms] = per_block_ms;
+    Ok(BackToBack {
+        blocks,
+        revm_ms,
+        reth_ms,
+        seq_ms,
+        par_ms,
+        par_bundle_ms,
+        vs_revm: revm_ms / par_ms,
+        vs_reth: reth_ms / par_bundle_ms,
+        speedup: seq_ms / par_ms,
     })
 }
 
@@ -444,14 +550,19 @@ fn failed_txs(output: &BlockOutput) -> usize {
 
 fn print_header() {
     println!(
-        "{:<8} {:>7} {:>13} {:>7} {:>9} {:>9} {:>8} {:>10} {:>6} {:>6}",
+        "{:<8} {:>7} {:>13} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7} {:>7} {:>7} {:>10} {:>6} {:>6}",
         "workload",
         "txs",
         "gas",
         "threads",
+        "revm ms",
+        "reth ms",
         "seq ms",
         "par ms",
+        "par+b ms",
         "speedup",
+        "vs revm",
+        "vs reth",
         "seq Ggas/s",
         "failed",
         "equal"
@@ -463,18 +574,38 @@ fn print_row(row: &Row) {
         value.map_or_else(|| "-".to_owned(), |v| format!("{v:.precision$}"))
     };
     println!(
-        "{:<8} {:>7} {:>13} {:>7} {:>9.2} {:>9} {:>8} {:>10.2} {:>6} {:>6}",
+        "{:<8} {:>7} {:>13} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9.2} {:>7} {:>7} {:>7} {:>10.2} {:>6} {:>6}",
         row.workload,
         row.txs,
         row.gas,
         row.threads,
+        row.revm_ms,
+        row.reth_ms,
         row.seq_ms,
         or_dash(row.par_ms, 2),
+        row.par_bundle_ms,
         or_dash(row.speedup, 2),
+        or_dash(row.vs_revm, 2),
+        or_dash(row.vs_reth, 2),
         row.seq_ggas_per_s,
         row.failed_txs,
         row.equal.map_or("-", |e| if e { "yes" } else { "NO" }),
     );
+    if let Some(b2b) = &row.back_to_back {
+        println!(
+            "         back to back, {} blocks, ms per block: revm {:.2}, reth {:.2}, seq {:.2}, \
+             par {:.2}, par+bundle {:.2} (vs revm {:.2}, vs reth {:.2}, speedup {:.2})",
+            b2b.blocks,
+            b2b.revm_ms,
+            b2b.reth_ms,
+            b2b.seq_ms,
+            b2b.par_ms,
+            b2b.par_bundle_ms,
+            b2b.vs_revm,
+            b2b.vs_reth,
+            b2b.speedup
+        );
+    }
     if let (Some(latency), Some(seq), Some(par)) = (
         row.db_latency_us,
         row.db_first_reads_seq,

@@ -3,6 +3,7 @@
 mod bench;
 mod builder_bench;
 mod conformance;
+mod contenders;
 mod memory;
 mod replay;
 mod stats_row;
