@@ -54,14 +54,16 @@ lines = [
     f"Run {date}, commit {commit}; {cores} cores ({model}); command `{command}` "
     + "("
     + ", ".join(f"{name} suite {int(s) // 60} min {int(s) % 60} s" for name, s in (d.split() for d in durations))
-    + "). Criterion medians (10 samples each, outputs dropped outside the timed section); "
-    + "`parallel` is the pool engine forced on (`sequential_below: Some(0)`); every parallel "
-    + "output was checked equal to sequential before timing. The benches use the CLI's "
-    + "allocator (mimalloc, freed memory kept); blocks run back to back, so a block's "
-    + "deferred teardown overlaps the next block's execution.",
+    + "). Criterion medians (10 samples each); each run starts after the last parallel "
+    + "block's deferred teardown and its output is dropped after the clock stops. `revm` is "
+    + "bare revm (`CacheDB`, `transact_commit`, no output), `reth` revm's `State` with bundle "
+    + "updates and the bundle taken (what reth's executor does), `seq` `execute_sequential`, "
+    + "`par` `execute` with the engine forced on (`sequential_below: Some(0)`); every parallel "
+    + "output was checked equal to sequential, and the baselines' gas equal, before timing. "
+    + "The benches use the CLI's allocator (mimalloc, freed memory kept).",
     "",
-    "| suite | workload or block | txs | gas | seq ms | par ms | seq/par | par Ggas/s |",
-    "|---|---|---:|---:|---:|---:|---:|---:|",
+    "| suite | workload or block | txs | gas | revm ms | reth ms | seq ms | par ms | seq/par | revm/par | par Ggas/s |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 notes = []
 threads = set()
@@ -75,8 +77,9 @@ for name, _ in (d.split() for d in durations):
     for r in rows:
         threads.add(r["threads"])
         lines.append(
-            f"| {r['suite']} | {r['case']} | {r['txs']:,} | {r['gas']:,} | {r['seq_ns'] / 1e6:.3f} "
-            f"| {r['par_ns'] / 1e6:.3f} | {r['ratio']:.2f} | {r['gas'] / r['par_ns']:.2f} |"
+            f"| {r['suite']} | {r['case']} | {r['txs']:,} | {r['gas']:,} | {r['revm_ns'] / 1e6:.3f} "
+            f"| {r['reth_ns'] / 1e6:.3f} | {r['seq_ns'] / 1e6:.3f} | {r['par_ns'] / 1e6:.3f} "
+            f"| {r['ratio']:.2f} | {r['vs_revm']:.2f} | {r['gas'] / r['par_ns']:.2f} |"
         )
     if name == "mainnet" and rows:
         mean = math.exp(sum(math.log(r["ratio"]) for r in rows) / len(rows))

@@ -1,19 +1,27 @@
 //! What the `gigagas` and `mainnet` benches share: the parallel engine under test, one
-//! criterion group per block (`sequential` against `parallel`, after a check that both return
-//! the same output), and the summary each bench prints after its groups have run.
+//! criterion group per block (the baselines `revm` and `reth`, then `sequential` and
+//! `parallel`, after a check that all four ran the same block and that both engines return the
+//! same output), and the summary each bench prints after its groups have run.
+//!
+//! The baselines are what users run today (see `blockstm_cli::baselines`): `revm` is bare revm
+//! over a `CacheDB`, no output kept; `reth` is revm's `State` with bundle updates, the
+//! transitions merged and the bundle taken, as reth's executor does.
 //!
 //! The summary reads criterion's own medians back from
 //! `<criterion dir>/<group>/<function>/new/estimates.json` (criterion's directory names: `/` in
-//! a group name becomes `_`), prints one row per block with the ratio `seq/par` and both
-//! engines' gas per second, then the geometric mean and the lowest ratio, and writes the rows
+//! a group name becomes `_`), prints one row per block with the four medians, `seq/par`,
+//! `revm/par` and the engines' gas per second, then the geometric means and the lowest
+//! ratio, and writes the rows
 //! to `<criterion dir>/blockstm-summary-<suite>.json` for `scripts/bench.sh --criterion`.
 //! Only estimates written by this process count, so a group filtered out on the command line
 //! (or a `--test`/`--list` run, which writes none) is reported as not measured, not with an
 //! earlier run's figures.
 
+use std::hint::black_box;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use blockstm_cli::baselines;
 use blockstm_evm::pool::PoolOptions;
 use blockstm_evm::{
     Block, BlockError, BlockOutput, Executor, InMemoryStorage, Options, execute_sequential,
@@ -27,6 +35,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// `mi_option_purge_delay` (see `src/bin/blockstm/main.rs`).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// The function names of the baselines in each group.
+const REVM: &str = "revm";
+const RETH: &str = "reth";
 
 /// Samples per benchmark function.
 const SAMPLE_SIZE: usize = 10;
@@ -98,6 +110,21 @@ impl Engine {
     fn execute(&self, storage: &InMemoryStorage, block: &Block) -> Result<BlockOutput, BlockError> {
         self.executor.execute(storage, block, &self.options)
     }
+
+    /// The time `iters` runs of `run` take, each timed alone: it starts once the last
+    /// parallel block's deferred teardown has finished, and its output is dropped after the
+    /// clock stops, so that no run pays for, or shares the machine with, another's clean-up.
+    fn timed<T>(&self, iters: u64, mut run: impl FnMut() -> T) -> Duration {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            self.executor.wait_for_teardown();
+            let start = Instant::now();
+            let output = run();
+            total += start.elapsed();
+            drop(black_box(output));
+        }
+        total
+    }
 }
 
 /// One block to benchmark.
@@ -112,8 +139,9 @@ pub struct BlockCase<'a> {
     pub block: &'a Block,
 }
 
-/// Runs the block once on each engine and panics unless both succeed with the same output;
-/// returns the block's gas. This run also warms the pool up.
+/// Runs the block once on each engine and baseline and panics unless both engines succeed with
+/// the same output and the baselines use the same gas; returns the block's gas. This run also
+/// warms the pool up.
 fn check(engine: &Engine, case: &BlockCase<'_>) -> u64 {
     let expected = execute_sequential(case.storage, case.block)
         .unwrap_or_else(|error| panic!("{}: sequential execution failed: {error}", case.group));
@@ -133,12 +161,25 @@ fn check(engine: &Engine, case: &BlockCase<'_>) -> u64 {
         engine.threads,
         case.block.txs.len()
     );
-    expected.gas_used()
+    let gas = expected.gas_used();
+    let revm_gas = baselines::revm_bare(case.storage, case.block)
+        .unwrap_or_else(|error| panic!("{}: the revm baseline failed: {error}", case.group));
+    let reth_gas = baselines::revm_state_bundle(case.storage, case.block)
+        .unwrap_or_else(|error| panic!("{}: the reth baseline failed: {error}", case.group))
+        .gas;
+    assert!(
+        revm_gas == gas && reth_gas == gas,
+        "{}: the baselines used different gas (revm {revm_gas}, reth {reth_gas}, engine {gas}): \
+         they did not run the same block",
+        case.group
+    );
+    gas
 }
 
-/// Benchmarks one block in its own group: `sequential` (`execute_sequential`) and `parallel`
-/// (the pool engine), throughput in gas ("elements" in criterion's output are gas), after
-/// [`check`]. Outputs are dropped outside the timed section, as in the CLI.
+/// Benchmarks one block in its own group: the baselines `revm` and `reth`, then `sequential`
+/// (`execute_sequential`) and `parallel` (the pool engine), throughput in gas ("elements" in
+/// criterion's output are gas), after [`check`]. Each run is timed alone, as in the CLI
+/// ([`Engine::timed`]).
 pub fn bench_block(
     criterion: &mut Criterion,
     engine: &Engine,
@@ -154,11 +195,23 @@ pub fn bench_block(
     );
     let mut group = criterion.benchmark_group(&case.group);
     group.throughput(Throughput::Elements(gas));
+    group.bench_function(REVM, |b| {
+        b.iter_custom(|iters| {
+            engine.timed(iters, || baselines::revm_bare(case.storage, case.block))
+        })
+    });
+    group.bench_function(RETH, |b| {
+        b.iter_custom(|iters| {
+            engine.timed(iters, || {
+                baselines::revm_state_bundle(case.storage, case.block)
+            })
+        })
+    });
     group.bench_function("sequential", |b| {
-        b.iter_with_large_drop(|| execute_sequential(case.storage, case.block))
+        b.iter_custom(|iters| engine.timed(iters, || execute_sequential(case.storage, case.block)))
     });
     group.bench_function("parallel", |b| {
-        b.iter_with_large_drop(|| engine.execute(case.storage, case.block))
+        b.iter_custom(|iters| engine.timed(iters, || engine.execute(case.storage, case.block)))
     });
     group.finish();
     summary.cases.push(Case {
@@ -184,9 +237,16 @@ struct Row {
     case: String,
     txs: usize,
     gas: u64,
+    /// Bare revm's median.
+    revm_ns: f64,
+    /// The `reth` baseline's median (revm `State`, bundle taken).
+    reth_ns: f64,
     seq_ns: f64,
     par_ns: f64,
+    /// `seq_ns / par_ns`.
     ratio: f64,
+    /// `revm_ns / par_ns`.
+    vs_revm: f64,
     threads: usize,
 }
 
@@ -229,18 +289,23 @@ impl Summary {
         let mut missing = Vec::new();
         for case in &self.cases {
             match (
+                self.median_ns(&case.group, REVM),
+                self.median_ns(&case.group, RETH),
                 self.median_ns(&case.group, "sequential"),
                 self.median_ns(&case.group, "parallel"),
             ) {
-                (Some(seq_ns), Some(par_ns)) => rows.push(Row {
+                (Some(revm_ns), Some(reth_ns), Some(seq_ns), Some(par_ns)) => rows.push(Row {
                     suite: self.suite,
                     group: case.group.clone(),
                     case: case.case.clone(),
                     txs: case.txs,
                     gas: case.gas,
+                    revm_ns,
+                    reth_ns,
                     seq_ns,
                     par_ns,
                     ratio: seq_ns / par_ns,
+                    vs_revm: revm_ns / par_ns,
                     threads,
                 }),
                 _ => missing.push(case.group.as_str()),
@@ -259,33 +324,50 @@ impl Summary {
             println!("not measured in this run: {}", missing.join(", "));
         }
         println!(
-            "{:<20} {:>7} {:>14} {:>10} {:>10} {:>8} {:>10} {:>10}",
-            "group", "txs", "gas", "seq ms", "par ms", "seq/par", "seq Ggas/s", "par Ggas/s"
+            "{:<20} {:>7} {:>14} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>10}",
+            "group",
+            "txs",
+            "gas",
+            "revm ms",
+            "reth ms",
+            "seq ms",
+            "par ms",
+            "seq/par",
+            "revm/par",
+            "revm Ggas/s",
+            "par Ggas/s"
         );
         for row in &rows {
             println!(
-                "{:<20} {:>7} {:>14} {:>10.2} {:>10.2} {:>8.2} {:>10.2} {:>10.2}",
+                "{:<20} {:>7} {:>14} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8.2} {:>8.2} {:>10.2} {:>10.2}",
                 row.group,
                 row.txs,
                 row.gas,
+                row.revm_ns / 1e6,
+                row.reth_ns / 1e6,
                 row.seq_ns / 1e6,
                 row.par_ns / 1e6,
                 row.ratio,
-                row.gas as f64 / row.seq_ns,
+                row.vs_revm,
+                row.gas as f64 / row.revm_ns,
                 row.gas as f64 / row.par_ns,
             );
         }
-        let geometric_mean =
-            (rows.iter().map(|row| row.ratio.ln()).sum::<f64>() / rows.len() as f64).exp();
+        let geometric_mean = |ratio: fn(&Row) -> f64| {
+            (rows.iter().map(|row| ratio(row).ln()).sum::<f64>() / rows.len() as f64).exp()
+        };
         let lowest = rows
             .iter()
             .min_by(|a, b| a.ratio.total_cmp(&b.ratio))
             .expect("rows is not empty");
         println!(
-            "seq/par: geometric mean {geometric_mean:.2} over {} groups; lowest {:.2} ({})",
+            "seq/par: geometric mean {:.2} over {} groups; lowest {:.2} ({}); \
+             revm/par: geometric mean {:.2}",
+            geometric_mean(|row| row.ratio),
             rows.len(),
             lowest.ratio,
-            lowest.group
+            lowest.group,
+            geometric_mean(|row| row.vs_revm),
         );
         let path = criterion_dir().join(format!("blockstm-summary-{}.json", self.suite));
         let json = serde_json::to_string_pretty(&rows).expect("rows serialize");
