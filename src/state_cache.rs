@@ -69,86 +69,54 @@ pub(crate) fn credit_in_state_diff(account: &mut Account, fee: U256) {
     }
 }
 
-/// One account as the block has seen it so far.
-#[derive(Debug)]
-struct CachedAccount {
-    /// Before the block (`None`: did not exist). Code is never attached.
-    original: Option<AccountInfo>,
-    /// Now. Code is never attached: it lives in [`StateCache::codes`].
-    current: Option<AccountInfo>,
-    /// Slots read or written so far.
-    storage: HashMap<U256, SlotChange>,
-    /// Storage was cleared during the block: unknown slots read as zero.
-    wiped: bool,
+/// One account as the block has seen it so far, kept in its output form so that the block's
+/// changes are read off in place at the end ([`StateCache::into_changes`]): `original` is the
+/// account before the block and `info` now (code never attached: it lives in
+/// [`StateCache::codes`]); `storage` holds every slot read or written so far; `storage_wiped`
+/// says the storage was cleared during the block, after which unknown slots read as zero and
+/// every cached slot's `original` is zero.
+type CachedAccount = AccountChange;
+
+fn loaded(info: Option<AccountInfo>) -> CachedAccount {
+    let info = info.map(without_code);
+    AccountChange {
+        original: info.clone(),
+        info,
+        storage_wiped: false,
+        storage: U256Map::default(),
+    }
 }
 
-impl CachedAccount {
-    fn loaded(info: Option<AccountInfo>) -> Self {
-        let info = info.map(without_code);
-        Self {
-            original: info.clone(),
-            current: info,
-            storage: HashMap::default(),
-            wiped: false,
-        }
-    }
+fn wipe_storage(account: &mut CachedAccount) {
+    account.storage.clear();
+    account.storage_wiped = true;
+}
 
-    fn wipe_storage(&mut self) {
-        self.storage.clear();
-        self.wiped = true;
-    }
-
-    /// The account's net change over the block: `Unchanged` when nothing observable changed.
-    fn into_change(self) -> Change {
-        let storage: U256Map<SlotChange> = self
-            .storage
-            .into_iter()
-            .filter(|(_, slot)| {
-                if self.wiped {
-                    slot.present != U256::ZERO
-                } else {
-                    slot.present != slot.original
-                }
-            })
-            .map(|(key, slot)| {
-                let original = if self.wiped {
-                    U256::ZERO
-                } else {
-                    slot.original
-                };
-                (
-                    key,
-                    SlotChange {
-                        original,
-                        present: slot.present,
-                    },
-                )
-            })
-            .collect();
-        let info_changed = self.original != self.current;
-        let absent_throughout = self.original.is_none() && self.current.is_none();
-        let changed = info_changed || !storage.is_empty() || (self.wiped && !absent_throughout);
-        if changed {
-            Change::Changed(AccountChange {
-                original: self.original,
-                info: self.current,
-                storage_wiped: self.wiped,
-                storage,
-            })
-        } else if self.wiped {
-            Change::Vanished
-        } else {
-            Change::Unchanged
-        }
+/// Reduces a cached account to its net change over the block, in place: drops the slots
+/// back at their original value and says whether anything observable changed.
+fn settle(account: &mut CachedAccount) -> Change {
+    // After a wipe every cached original is zero (see `CachedAccount`), so one rule serves.
+    debug_assert!(
+        !account.storage_wiped || account.storage.values().all(|s| s.original == U256::ZERO)
+    );
+    account.storage.retain(|_, slot| slot.present != slot.original);
+    let info_changed = account.original != account.info;
+    let absent_throughout = account.original.is_none() && account.info.is_none();
+    if info_changed || !account.storage.is_empty() || (account.storage_wiped && !absent_throughout)
+    {
+        Change::Changed
+    } else if account.storage_wiped {
+        Change::Vanished
+    } else {
+        Change::Unchanged
     }
 }
 
 /// What the block did to one account, as the output sees it.
-// Moved once per account and consumed at once: boxing would cost an allocation each.
-#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Change {
     /// A net change.
-    Changed(AccountChange),
+    Changed,
     /// Absent before and after, wiped in between (created and destroyed): no net change, but
     /// a block that continues this one must know that its storage was wiped.
     Vanished,
@@ -165,7 +133,7 @@ fn without_code(mut info: AccountInfo) -> AccountInfo {
 /// A block's state so far, over the pre-block storage `S`.
 pub(crate) struct StateCache<'s, S> {
     storage: &'s S,
-    accounts: HashMap<Address, CachedAccount>,
+    accounts: AddressMap<CachedAccount>,
     /// Every code loaded or deployed so far, by hash.
     codes: HashMap<B256, Bytecode>,
     /// EIP-161 (Spurious Dragon): touched empty accounts are deleted.
@@ -178,7 +146,7 @@ impl<'s, S: DatabaseRef> StateCache<'s, S> {
         Self {
             storage,
             // Most transactions touch two or three accounts: size once, never rehash.
-            accounts: HashMap::with_capacity_and_hasher(txs * 3, Default::default()),
+            accounts: AddressMap::with_capacity_and_hasher(txs * 3, Default::default()),
             codes: HashMap::default(),
             delete_touched_empty: spec.is_enabled_in(SpecId::SPURIOUS_DRAGON),
         }
@@ -196,7 +164,7 @@ impl<'s, S: DatabaseRef> StateCache<'s, S> {
                         .entry(info.as_ref().map_or(KECCAK_EMPTY, |i| i.code_hash))
                         .or_insert(code);
                 }
-                entry.insert(CachedAccount::loaded(info))
+                entry.insert(loaded(info))
             }
         })
     }
@@ -217,13 +185,13 @@ impl<'s, S: DatabaseRef> StateCache<'s, S> {
             }
             let cached = self.account(address)?;
             if commit.wipes_storage {
-                cached.wipe_storage();
+                wipe_storage(cached);
             }
             if !commit.exists {
-                cached.current = None;
+                cached.info = None;
                 continue;
             }
-            let wiped = cached.wiped;
+            let wiped = cached.storage_wiped;
             for (key, slot) in account.storage {
                 if !slot.is_changed() {
                     continue;
@@ -244,7 +212,7 @@ impl<'s, S: DatabaseRef> StateCache<'s, S> {
                         present,
                     });
             }
-            cached.current = Some(without_code(account.info));
+            cached.info = Some(without_code(account.info));
         }
         Ok(())
     }
@@ -254,18 +222,16 @@ impl<'s, S: DatabaseRef> StateCache<'s, S> {
     /// Also returns the accounts that vanished ([`Change::Vanished`]).
     pub(crate) fn into_changes(self) -> (StateChanges, Vec<Address>) {
         let mut vanished = Vec::new();
-        let accounts: AddressMap<AccountChange> = self
-            .accounts
-            .into_iter()
-            .filter_map(|(address, account)| match account.into_change() {
-                Change::Changed(change) => Some((address, change)),
-                Change::Vanished => {
-                    vanished.push(address);
-                    None
-                }
-                Change::Unchanged => None,
-            })
-            .collect();
+        let mut accounts = self.accounts;
+        // In place: no second map, no rehash of the block's accounts.
+        accounts.retain(|address, account| match settle(account) {
+            Change::Changed => true,
+            Change::Vanished => {
+                vanished.push(*address);
+                false
+            }
+            Change::Unchanged => false,
+        });
         let mut contracts = B256Map::default();
         for change in accounts.values() {
             let Some(info) = &change.info else { continue };
@@ -289,7 +255,7 @@ impl<S: DatabaseRef> Database for StateCache<'_, S> {
     type Error = S::Error;
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
-        let current = self.account(address)?.current.clone();
+        let current = self.account(address)?.info.clone();
         Ok(current.map(|mut info| {
             if info.code_hash != KECCAK_EMPTY {
                 info.code = self.codes.get(&info.code_hash).cloned();
@@ -313,7 +279,7 @@ impl<S: DatabaseRef> Database for StateCache<'_, S> {
         if let Some(slot) = account.storage.get(&key) {
             return Ok(slot.present);
         }
-        let value = if account.wiped {
+        let value = if account.storage_wiped {
             U256::ZERO
         } else {
             storage.storage_ref(address, key)?
