@@ -9,7 +9,8 @@
 //!
 //! Steps: one scan of the location ids in order finds the written accounts and slots (the
 //! index records each id's location); the accounts are split into ranges of about equal work
-//! and assembled by the block's workers on the pool; the caller merges the parts.
+//! and assembled by the block's workers on the pool, each into a map of its own; the caller
+//! moves the smaller parts into the largest one.
 
 use std::sync::PoisonError;
 
@@ -95,39 +96,41 @@ pub(crate) fn state_changes<S: DatabaseRef + Sync>(
 ) -> Result<(StateChanges, Vec<Address>), BlockError> {
     let accounts = written_accounts(memory, index);
     let parts = split_by_work(&accounts, workers.threads(), |id| memory.lane_entries(id));
+    // The part with the most accounts is built in the block's map, sized for all of them;
+    // the caller moves the others' entries in. Parts fill their maps in parallel, so the
+    // caller's serial share is the other parts' entries only, each moved once.
+    let largest = (0..parts.len())
+        .max_by_key(|part| parts[*part].len())
+        .expect("split_by_work returns at least one part");
     let assembled: Vec<Mutex<Option<AssembledPart<S::Error>>>> =
         (0..parts.len()).map(|_| Mutex::new(None)).collect();
     workers
         .run(parts.len(), &|part| {
             let mine = &accounts[parts[part].clone()];
-            let result = assemble_part(storage, memory, mine);
+            let capacity = if part == largest {
+                accounts.len()
+            } else {
+                mine.len()
+            };
+            let result = assemble_part(storage, memory, mine, capacity);
             *lock(&assembled[part]) = Some(result);
         })
         .map_err(|message| BlockError::WorkerPanicked { message })?;
-    let mut changes = StateChanges {
-        accounts: AddressMap::with_capacity_and_hasher(accounts.len(), Default::default()),
-        contracts: B256Map::default(),
-    };
-    let mut vanished = Vec::new();
+    let mut parts: Vec<PartChanges> = Vec::with_capacity(assembled.len());
     for part in assembled {
         let part = part
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner)
             .expect("every assembly participant stores its part");
-        let part = part.map_err(|error| BlockError::storage(error.tx as usize, error.source))?;
-        for (address, change) in part {
-            match change {
-                Assembled::Changed(change, contract) => {
-                    if let Some((hash, code)) = contract {
-                        changes.contracts.insert(hash, code);
-                    }
-                    changes.accounts.insert(address, change);
-                }
-                Assembled::Vanished => vanished.push(address),
-            }
-        }
+        parts.push(part.map_err(|error| BlockError::storage(error.tx as usize, error.source))?);
     }
-    Ok((changes, vanished))
+    let mut block = parts.swap_remove(largest);
+    for part in parts {
+        block.changes.accounts.extend(part.changes.accounts);
+        block.changes.contracts.extend(part.changes.contracts);
+        block.vanished.extend(part.vanished);
+    }
+    Ok((block.changes, block.vanished))
 }
 
 /// Every account with a written location (its own, or one of its slots), with its written
@@ -176,7 +179,14 @@ fn written_accounts(memory: &MvMemory, index: &LocationIndex) -> Vec<(Address, A
     accounts
 }
 
-type AssembledPart<E> = Result<Vec<(Address, Assembled)>, AssemblyError<E>>;
+/// One participant's share of the block's changes.
+struct PartChanges {
+    changes: StateChanges,
+    /// See [`Change::Vanished`].
+    vanished: Vec<Address>,
+}
+
+type AssembledPart<E> = Result<PartChanges, AssemblyError<E>>;
 
 /// One account's outcome, unless it did not change.
 // Moved once per account and consumed at once: boxing would cost an allocation each.
@@ -188,20 +198,35 @@ enum Assembled {
     Vanished,
 }
 
+/// Assembles `accounts` into a map with room for `capacity` accounts.
 fn assemble_part<S: DatabaseRef>(
     storage: &S,
     memory: &MvMemory,
     accounts: &[(Address, AccountLocations)],
+    capacity: usize,
 ) -> AssembledPart<S::Error> {
-    let mut out = Vec::with_capacity(accounts.len());
+    let mut part = PartChanges {
+        changes: StateChanges {
+            accounts: AddressMap::with_capacity_and_hasher(capacity, Default::default()),
+            contracts: B256Map::default(),
+        },
+        vanished: Vec::new(),
+    };
     // MvMemory's pins nest in this one (see `parallel::worker`).
     let _pinned = crossbeam_epoch::pin();
     for (address, locations) in accounts {
-        if let Some(assembled) = account_change(storage, memory, *address, locations)? {
-            out.push((*address, assembled));
+        match account_change(storage, memory, *address, locations)? {
+            Some(Assembled::Changed(change, contract)) => {
+                if let Some((hash, code)) = contract {
+                    part.changes.contracts.insert(hash, code);
+                }
+                part.changes.accounts.insert(*address, change);
+            }
+            Some(Assembled::Vanished) => part.vanished.push(*address),
+            None => {}
         }
     }
-    Ok(out)
+    Ok(part)
 }
 
 fn account_change<S: DatabaseRef>(

@@ -37,11 +37,11 @@
 //! - `loom_hooks`: what the loom models (`loom-tests/mv_memory.rs`) hook into: map-access
 //!   announcements and deliberate protocol errors; empty without loom.
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 use crossbeam_epoch::{self as epoch, Atomic, Guard};
 use crossbeam_utils::CachePadded;
-use revm::primitives::U256;
+use revm::primitives::{KECCAK_EMPTY, U256};
 use revm::state::AccountInfo;
 
 use crate::segmented_vec::SegmentedVec;
@@ -67,11 +67,37 @@ use versions::Versions;
 /// The value of an account location.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct AccountValue {
-    /// `None`: the account does not exist. Code is attached when the account has code.
+    /// `None`: the account does not exist. Code is attached when the account has code, and
+    /// only then: an account without code carries `code: None` (see [`AccountValue::info_of`]).
     pub(crate) info: Option<AccountInfo>,
     /// The last transaction that wiped the account's storage (self-destruct, creation):
     /// storage slots not written since then read as zero.
     pub(crate) wiped_at: Option<TxIdx>,
+}
+
+impl AccountValue {
+    /// `info` as account values hold it: without revm's cache id, and without the code when
+    /// the account has none (revm supplies the empty code itself). The empty code is one
+    /// reference-counted bytecode shared by the whole process: cloning or dropping it on every
+    /// value would make all workers write the same cache line.
+    pub(crate) fn info_of(info: &AccountInfo) -> AccountInfo {
+        let mut stored = info.copy_without_code();
+        stored.account_id = None;
+        if info.code_hash != KECCAK_EMPTY {
+            stored.code.clone_from(&info.code);
+        }
+        stored
+    }
+
+    /// The info of an account that did not exist: zero balance and nonce, no code (built
+    /// without touching the shared empty code, see [`info_of`](Self::info_of)).
+    pub(crate) fn empty_info() -> AccountInfo {
+        static EMPTY: LazyLock<AccountInfo> = LazyLock::new(|| AccountInfo {
+            code: None,
+            ..AccountInfo::default()
+        });
+        EMPTY.copy_without_code()
+    }
 }
 
 /// What a transaction writes to a location.

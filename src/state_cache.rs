@@ -99,7 +99,9 @@ fn settle(account: &mut CachedAccount) -> Change {
     debug_assert!(
         !account.storage_wiped || account.storage.values().all(|s| s.original == U256::ZERO)
     );
-    account.storage.retain(|_, slot| slot.present != slot.original);
+    account
+        .storage
+        .retain(|_, slot| slot.present != slot.original);
     let info_changed = account.original != account.info;
     let absent_throughout = account.original.is_none() && account.info.is_none();
     if info_changed || !account.storage.is_empty() || (account.storage_wiped && !absent_throughout)

@@ -200,8 +200,10 @@ impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
         let mut info = storage.basic_ref(address).map_err(VmDbError::Storage)?;
         if let Some(info) = &mut info {
             info.account_id = None;
-            if info.code.is_none() && info.code_hash != KECCAK_EMPTY && info.code_hash != B256::ZERO
-            {
+            if info.code_hash == KECCAK_EMPTY {
+                // As account values hold it (see `AccountValue::info_of`).
+                info.code = None;
+            } else if info.code.is_none() && info.code_hash != B256::ZERO {
                 info.code = Some(
                     storage
                         .code_by_hash_ref(info.code_hash)
@@ -319,9 +321,8 @@ impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
                 previous.and_then(|value| value.wiped_at)
             };
             let info = commit.exists.then(|| {
-                let mut info = account.info.clone();
-                info.account_id = None;
-                if info.code.is_none() {
+                let mut info = AccountValue::info_of(&account.info);
+                if info.code.is_none() && info.code_hash != KECCAK_EMPTY {
                     // revm did not load the code this time; carry over what we handed it.
                     info.code = previous
                         .and_then(|value| value.info.as_ref())

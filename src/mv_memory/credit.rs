@@ -28,7 +28,7 @@ pub(crate) fn apply_credit(
     delete_touched_empty: bool,
 ) -> AccountValue {
     let existed = value.info.is_some();
-    let mut info = value.info.unwrap_or_default();
+    let mut info = value.info.unwrap_or_else(AccountValue::empty_info);
     if let Some(balance) = info.balance.checked_add(amount) {
         info.balance = balance;
     }
