@@ -11,16 +11,17 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
+use alloy_consensus::TxEnvelope;
 use alloy_consensus::transaction::Recovered;
-use alloy_consensus::{Signed, TxEip1559, TxEnvelope, TxLegacy};
 use alloy_eips::eip4895::Withdrawal;
 use alloy_evm::block::{BlockExecutionResult, BlockExecutor, OnStateHook};
 use alloy_evm::eth::receipt_builder::AlloyReceiptBuilder;
 use alloy_evm::eth::spec::EthSpec;
 use alloy_evm::eth::{EthBlockExecutionCtx, EthBlockExecutor};
 use alloy_evm::{EthEvmFactory, EvmEnv, EvmFactory};
-use alloy_primitives::{Address, B256, Bytes, Signature, U256};
+use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_rpc_types_eth::{Block as RpcBlock, Transaction as RpcTransaction};
+use blockstm_cli::envelope::test_envelope;
 use blockstm_cli::replay::{MainnetData, block_env, spec_at};
 use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
 use blockstm_evm::alloy_evm::ParallelEthBlockExecutorFactory;
@@ -79,7 +80,14 @@ impl TestBlock {
             recovered: block
                 .txs
                 .iter()
-                .map(|tx| Recovered::new_unchecked(envelope(tx), tx.caller))
+                .map(|tx| {
+                    Recovered::new_unchecked(
+                        test_envelope(tx).unwrap_or_else(|| {
+                            panic!("no test envelope for transaction type {}", tx.tx_type)
+                        }),
+                        tx.caller,
+                    )
+                })
                 .collect(),
             txs: block.txs.clone(),
         }
@@ -95,42 +103,6 @@ impl TestBlock {
             tx_count_hint: None,
             slot_number: None,
         }
-    }
-}
-
-/// A signed-looking envelope carrying what `tx` says.
-fn envelope(tx: &TxEnv) -> TxEnvelope {
-    let signature = Signature::test_signature();
-    match tx.tx_type {
-        2 => TxEnvelope::Eip1559(Signed::new_unchecked(
-            TxEip1559 {
-                chain_id: tx.chain_id.unwrap_or(1),
-                nonce: tx.nonce,
-                gas_limit: tx.gas_limit,
-                max_fee_per_gas: tx.gas_price,
-                max_priority_fee_per_gas: tx.gas_priority_fee.unwrap_or_default(),
-                to: tx.kind,
-                value: tx.value,
-                access_list: tx.access_list.clone(),
-                input: tx.data.clone(),
-            },
-            signature,
-            B256::ZERO,
-        )),
-        0 => TxEnvelope::Legacy(Signed::new_unchecked(
-            TxLegacy {
-                chain_id: tx.chain_id,
-                nonce: tx.nonce,
-                gas_price: tx.gas_price,
-                gas_limit: tx.gas_limit,
-                to: tx.kind,
-                value: tx.value,
-                input: tx.data.clone(),
-            },
-            signature,
-            B256::ZERO,
-        )),
-        other => panic!("no test envelope for transaction type {other}"),
     }
 }
 

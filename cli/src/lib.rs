@@ -14,6 +14,7 @@
 
 pub mod baselines;
 pub mod conformance;
+pub mod envelope;
 mod latency;
 pub mod replay;
 pub mod workloads;

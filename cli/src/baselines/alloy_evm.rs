@@ -8,14 +8,14 @@
 
 use std::borrow::Cow;
 
+use alloy_consensus::TxEnvelope;
 use alloy_consensus::transaction::Recovered;
-use alloy_consensus::{Signed, TxEip1559, TxEnvelope, TxLegacy};
 use alloy_evm::block::{BlockExecutionResult, BlockExecutor};
 use alloy_evm::eth::receipt_builder::AlloyReceiptBuilder;
 use alloy_evm::eth::spec::EthSpec;
 use alloy_evm::eth::{EthBlockExecutionCtx, EthBlockExecutor};
 use alloy_evm::{EthEvmFactory, EvmEnv, EvmFactory};
-use alloy_primitives::{B256, Bytes, Signature};
+use alloy_primitives::{B256, Bytes};
 use blockstm_evm::Options;
 use blockstm_evm::alloy_evm::ParallelEthBlockExecutorFactory;
 use blockstm_evm::revm::DatabaseRef;
@@ -24,6 +24,7 @@ use blockstm_evm::revm::database::states::bundle_state::BundleRetention;
 use blockstm_evm::revm::database::{BundleState, State, WrapDatabaseRef};
 
 use super::BaselineError;
+use crate::envelope::test_envelope;
 
 /// Which executor runs the block.
 #[derive(Clone, Debug)]
@@ -57,7 +58,7 @@ impl AlloyBlock {
             .iter()
             .enumerate()
             .map(|(index, tx)| {
-                let envelope = envelope(tx).ok_or_else(|| BaselineError {
+                let envelope = test_envelope(tx).ok_or_else(|| BaselineError {
                     index,
                     message: format!("no envelope for transaction type {}", tx.tx_type),
                 })?;
@@ -123,41 +124,4 @@ impl AlloyBlock {
             bundle: state.take_bundle(),
         })
     }
-}
-
-/// A signed-looking envelope carrying what `tx` says (`None` for types other than legacy and
-/// EIP-1559).
-fn envelope(tx: &TxEnv) -> Option<TxEnvelope> {
-    let signature = Signature::test_signature();
-    Some(match tx.tx_type {
-        2 => TxEnvelope::Eip1559(Signed::new_unchecked(
-            TxEip1559 {
-                chain_id: tx.chain_id.unwrap_or(1),
-                nonce: tx.nonce,
-                gas_limit: tx.gas_limit,
-                max_fee_per_gas: tx.gas_price,
-                max_priority_fee_per_gas: tx.gas_priority_fee.unwrap_or_default(),
-                to: tx.kind,
-                value: tx.value,
-                access_list: tx.access_list.clone(),
-                input: tx.data.clone(),
-            },
-            signature,
-            B256::ZERO,
-        )),
-        0 => TxEnvelope::Legacy(Signed::new_unchecked(
-            TxLegacy {
-                chain_id: tx.chain_id,
-                nonce: tx.nonce,
-                gas_price: tx.gas_price,
-                gas_limit: tx.gas_limit,
-                to: tx.kind,
-                value: tx.value,
-                input: tx.data.clone(),
-            },
-            signature,
-            B256::ZERO,
-        )),
-        _ => return None,
-    })
 }
