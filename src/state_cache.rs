@@ -11,7 +11,7 @@
 use revm::bytecode::Bytecode;
 use revm::database_interface::{Database, DatabaseRef};
 use revm::primitives::hardfork::SpecId;
-use revm::primitives::map::{AddressMap, B256Map, Entry, HashMap, U256Map};
+use revm::primitives::map::{AddressMap, B256Map, Entry, U256Map};
 use revm::primitives::{Address, B256, KECCAK_EMPTY, StorageKey, StorageValue, U256};
 use revm::state::{Account, AccountInfo, EvmState};
 
@@ -137,7 +137,7 @@ pub(crate) struct StateCache<'s, S> {
     storage: &'s S,
     accounts: AddressMap<CachedAccount>,
     /// Every code loaded or deployed so far, by hash.
-    codes: HashMap<B256, Bytecode>,
+    codes: B256Map<Bytecode>,
     /// EIP-161 (Spurious Dragon): touched empty accounts are deleted.
     delete_touched_empty: bool,
 }
@@ -149,7 +149,7 @@ impl<'s, S: DatabaseRef> StateCache<'s, S> {
             storage,
             // Most transactions touch two or three accounts: size once, never rehash.
             accounts: AddressMap::with_capacity_and_hasher(txs * 3, Default::default()),
-            codes: HashMap::default(),
+            codes: B256Map::default(),
             delete_touched_empty: spec.is_enabled_in(SpecId::SPURIOUS_DRAGON),
         }
     }

@@ -26,7 +26,7 @@ use revm::database_interface::{DBErrorMarker, Database, DatabaseRef};
 use revm::handler::{EvmTr, EvmTrError, FrameResult, FrameTr, Handler};
 use revm::interpreter::interpreter_action::FrameInit;
 use revm::primitives::hardfork::SpecId;
-use revm::primitives::map::HashMap;
+use revm::primitives::map::{AddressMap, HashMap};
 use revm::primitives::{Address, B256, KECCAK_EMPTY, StorageKey, StorageValue, TxKind, U256};
 use revm::state::{AccountInfo, EvmState};
 
@@ -68,7 +68,7 @@ impl<E: DBErrorMarker> DBErrorMarker for VmDbError<E> {}
 #[derive(Default)]
 pub(crate) struct VmBuffers {
     reads: Vec<Read<'static>>,
-    accounts: HashMap<Address, (LocId, AccountValue)>,
+    accounts: AddressMap<(LocId, AccountValue)>,
     slots: HashMap<(Address, U256), LocId>,
 }
 
@@ -95,7 +95,7 @@ pub(crate) struct VmDb<'c, 'a, S> {
     /// The current incarnation's reads, copied into the arena when it finishes.
     reads: Vec<Read<'a>>,
     /// Accounts this incarnation read, with their ids and values.
-    accounts: HashMap<Address, (LocId, AccountValue)>,
+    accounts: AddressMap<(LocId, AccountValue)>,
     /// Ids of the slots this incarnation read, so the write set needs no second index look-up.
     slots: HashMap<(Address, U256), LocId>,
     blocked_on: Option<TxIdx>,
