@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use blockstm_cli::baselines::{self, BaselineError};
 use blockstm_cli::workloads::WorkloadKind;
 use blockstm_evm::revm::DatabaseRef;
+use blockstm_evm::revm::database::BundleState;
 use blockstm_evm::{Block, BlockOutput, ExecutionStats, Executor, Options, execute_sequential};
 
 use crate::bench::BenchError;
@@ -137,12 +138,13 @@ impl<'b> Contenders<'b> {
             contender: contender.name(),
             message: error.to_string(),
         };
+        let mut bundled = None;
         match contender {
             Contender::Revm => {
                 baselines::revm_bare(storage, self.block).map_err(baseline)?;
             }
             Contender::Reth => {
-                self.reth(storage).map_err(baseline)?;
+                bundled = Some(self.reth(storage).map_err(baseline)?);
             }
             Contender::Sequential => {
                 timed.output = Some(execute_sequential(storage, self.block).map_err(engine)?);
@@ -161,10 +163,12 @@ impl<'b> Contenders<'b> {
                 }
             }
             Contender::ParallelBundle => {
-                self.parallel_bundle(storage).map_err(baseline)?;
+                bundled = Some(self.parallel_bundle(storage).map_err(baseline)?);
             }
         }
         timed.elapsed = started.elapsed();
+        // Dropped after the clock stops, as the engines' outputs are.
+        drop(bundled);
         Ok(timed)
     }
 
@@ -193,54 +197,48 @@ impl<'b> Contenders<'b> {
         let ours = self
             .parallel_bundle(storage)
             .map_err(|error| disagree(Contender::ParallelBundle, error.to_string()))?;
-        if reth != ours {
+        if (reth.gas, &reth.bundle) != (ours.gas, &ours.bundle) {
             return Err(disagree(
                 Contender::Reth,
                 format!(
                     "its bundle or gas differs from the engine's ({} and {} accounts)",
-                    reth.1.state.len(),
-                    ours.1.state.len()
+                    reth.bundle.state.len(),
+                    ours.bundle.state.len()
                 ),
             ));
         }
         Ok(())
     }
 
-    /// reth's executor on `storage`: the block's gas and bundle.
-    fn reth<S>(
-        &self,
-        storage: &S,
-    ) -> Result<(u64, blockstm_evm::revm::database::BundleState), BaselineError>
+    /// reth's executor on `storage`.
+    fn reth<S>(&self, storage: &S) -> Result<BundledRun, BaselineError>
     where
         S: DatabaseRef<Error = blockstm_evm::StorageError> + Sync + std::fmt::Debug,
     {
         #[cfg(feature = "alloy-evm")]
         {
-            use baselines::alloy_evm::AlloyExecutor;
-            let run = self.alloy_block.run(storage, &AlloyExecutor::Reth)?;
-            Ok((run.result.gas_used, run.bundle))
+            self.alloy_run(storage, &baselines::alloy_evm::AlloyExecutor::Reth)
         }
         #[cfg(not(feature = "alloy-evm"))]
         {
             let run = baselines::revm_state_bundle(storage, self.block)?;
-            Ok((run.gas, run.bundle))
+            Ok(BundledRun {
+                gas: run.gas,
+                bundle: run.bundle,
+                _rest: Box::new(run.results),
+            })
         }
     }
 
-    /// The parallel engine ending with reth's bundle: the block's gas and bundle.
-    fn parallel_bundle<S>(
-        &self,
-        storage: &S,
-    ) -> Result<(u64, blockstm_evm::revm::database::BundleState), BaselineError>
+    /// The parallel engine ending with reth's bundle.
+    fn parallel_bundle<S>(&self, storage: &S) -> Result<BundledRun, BaselineError>
     where
         S: DatabaseRef<Error = blockstm_evm::StorageError> + Sync + std::fmt::Debug,
     {
         #[cfg(feature = "alloy-evm")]
         {
-            use baselines::alloy_evm::AlloyExecutor;
-            let executor = AlloyExecutor::Parallel(self.options.clone());
-            let run = self.alloy_block.run(storage, &executor)?;
-            Ok((run.result.gas_used, run.bundle))
+            let executor = baselines::alloy_evm::AlloyExecutor::Parallel(self.options.clone());
+            self.alloy_run(storage, &executor)
         }
         #[cfg(not(feature = "alloy-evm"))]
         {
@@ -252,8 +250,39 @@ impl<'b> Contenders<'b> {
                     message: error.to_string(),
                 })?;
             let gas = output.gas_used();
-            let (_results, state) = output.into_parts();
-            Ok((gas, state.into_bundle_state()))
+            let (results, state) = output.into_parts();
+            Ok(BundledRun {
+                gas,
+                bundle: state.into_bundle_state(),
+                _rest: Box::new(results),
+            })
         }
     }
+
+    /// `executor` through alloy-evm on `storage`.
+    #[cfg(feature = "alloy-evm")]
+    fn alloy_run<S>(
+        &self,
+        storage: &S,
+        executor: &baselines::alloy_evm::AlloyExecutor,
+    ) -> Result<BundledRun, BaselineError>
+    where
+        S: DatabaseRef<Error = blockstm_evm::StorageError> + Sync + std::fmt::Debug,
+    {
+        let run = self.alloy_block.run(storage, executor)?;
+        Ok(BundledRun {
+            gas: run.result.gas_used,
+            bundle: run.bundle,
+            _rest: Box::new(run.result),
+        })
+    }
+}
+
+/// What a contender ending with reth's bundle returns: the block's gas and bundle, and the
+/// rest of what it built (results or receipts), kept so that a timed run drops it all after
+/// the clock stops.
+struct BundledRun {
+    gas: u64,
+    bundle: BundleState,
+    _rest: Box<dyn std::any::Any>,
 }
