@@ -33,7 +33,7 @@ use revm::primitives::U256;
 use revm::state::AccountInfo;
 
 use super::{STACK_WORDS, explore};
-use crate::mv_memory::{AccountValue, CellMutation, MvMemory, ReadResult, WriteValue};
+use crate::mv_memory::{AccountValue, BaseValue, CellMutation, MvMemory, ReadResult, WriteValue};
 use crate::types::{LocId, Version};
 
 const A: LocId = LocId(0);
@@ -292,4 +292,40 @@ fn loom_mv_memory_mutation_remove_then_insert_is_caught_in_the_skip_list() {
     explore("mv_memory_mutation_remove_then_insert_skip_list", 0, || {
         run_once(CellMutation::RemoveThenInsert, Entries::SkipList)
     });
+}
+
+/// The base-value publication (`src/once_box.rs`, through `MvMemory::set_base`): two readers
+/// race to cache A's pre-block value, each with its own copy, while B's is set once. Every
+/// execution checks that both racers get the winner's value (the same allocation), that
+/// `base` returns it afterwards, and that a location nobody set has no base.
+#[test]
+fn loom_mv_memory_base_value_race() {
+    explore("mv_memory_base_value_race", 0, || {
+        let memory = Arc::new(MvMemory::new(2, 3, true));
+        let other = Arc::clone(&memory);
+        let theirs = loom::thread::Builder::new()
+            .stack_size(STACK_WORDS)
+            .spawn(move || {
+                let value = other.set_base(A, BaseValue::Storage(U256::from(1)));
+                (value as *const BaseValue as usize, base_storage(value))
+            })
+            .expect("spawn a model thread");
+        let mine = memory.set_base(A, BaseValue::Storage(U256::from(2)));
+        let mine = (mine as *const BaseValue as usize, base_storage(mine));
+        memory.set_base(B, BaseValue::Storage(U256::from(3)));
+        let theirs = theirs.join().unwrap();
+        assert_eq!(mine, theirs, "both racers use the winner's value");
+        assert!(mine.1 == 1 || mine.1 == 2);
+        let cached = memory.base(A).expect("set");
+        assert_eq!(cached as *const BaseValue as usize, mine.0);
+        assert_eq!(memory.base(B).map(base_storage), Some(3));
+        assert!(memory.base(C).is_none());
+    });
+}
+
+fn base_storage(value: &BaseValue) -> u64 {
+    match value {
+        BaseValue::Storage(value) => value.to::<u64>(),
+        BaseValue::Account(_) => unreachable!("the model caches storage values"),
+    }
 }

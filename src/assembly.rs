@@ -57,15 +57,31 @@ const MIN_WORK_PER_PART: usize = 256;
 /// (measured on raw transfers: 10,000 fees took 0.8 ms, 10,000 accounts 2.2-2.8 ms).
 const LANE_ENTRIES_PER_ACCOUNT: usize = 3;
 
-/// Splits `accounts` into at most `threads` consecutive ranges of about equal work (an
-/// account's location, its slots and, for the beneficiary, the fees it folds: `lane_entries`
-/// of an account id): a token contract with thousands of written slots weighs as much as
-/// thousands of senders, and so does the beneficiary of thousands of transactions.
-fn split_by_work(
+/// A share of the assembly work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Piece {
+    /// An account (an index into the written accounts), assembled whole.
+    Account(usize),
+    /// A range of the written slots of an account too heavy for one participant (a token
+    /// contract with a slot per holder): `split` indexes the block's split accounts.
+    Slots {
+        split: usize,
+        range: std::ops::Range<usize>,
+    },
+}
+
+/// The block's assembly work cut into pieces (accounts in order; an account whose written
+/// slots exceed half a participant's share cut into ranges of slots) and the pieces split
+/// into at most `threads` consecutive ranges of about equal work. Work is an account's
+/// location, its slots and, for the beneficiary, the fees it folds (`lane_entries` of an
+/// account id): a token contract with thousands of written slots weighs as much as
+/// thousands of senders, and so does the beneficiary of thousands of transactions. Returns
+/// the pieces, their ranges, and the split accounts (indexes into `accounts`).
+fn plan_parts(
     accounts: &[(Address, AccountLocations)],
     threads: usize,
     lane_entries: impl Fn(LocId) -> usize,
-) -> Vec<std::ops::Range<usize>> {
+) -> (Vec<Piece>, Vec<std::ops::Range<usize>>, Vec<usize>) {
     let work = |(_, locations): &(Address, AccountLocations)| {
         let lane = locations.account.map_or(0, &lane_entries);
         1 + locations.slots.len() + lane / LANE_ENTRIES_PER_ACCOUNT
@@ -73,16 +89,46 @@ fn split_by_work(
     let total: usize = accounts.iter().map(work).sum();
     let parts = total.div_ceil(MIN_WORK_PER_PART).clamp(1, threads.max(1));
     let per_part = total.div_ceil(parts).max(1);
+    let max_slots = if parts > 1 {
+        (per_part / 2).max(MIN_WORK_PER_PART)
+    } else {
+        usize::MAX
+    };
+    let (mut pieces, mut weights, mut split) = (Vec::new(), Vec::new(), Vec::new());
+    for (position, account) in accounts.iter().enumerate() {
+        let slots = account.1.slots.len();
+        if slots <= max_slots {
+            pieces.push(Piece::Account(position));
+            weights.push(work(account));
+            continue;
+        }
+        for start in (0..slots).step_by(max_slots) {
+            let range = start..(start + max_slots).min(slots);
+            weights.push(range.len());
+            pieces.push(Piece::Slots {
+                split: split.len(),
+                range,
+            });
+        }
+        split.push(position);
+    }
+    let ranges = split_by_work(&weights, parts, per_part);
+    (pieces, ranges, split)
+}
+
+/// Splits pieces of work `weights` into at most `parts` consecutive ranges of about
+/// `per_part` each.
+fn split_by_work(weights: &[usize], parts: usize, per_part: usize) -> Vec<std::ops::Range<usize>> {
     let mut ranges = Vec::with_capacity(parts);
     let (mut start, mut done) = (0, 0);
-    for (position, account) in accounts.iter().enumerate() {
-        done += work(account);
+    for (position, weight) in weights.iter().enumerate() {
+        done += weight;
         if done >= per_part * (ranges.len() + 1) && ranges.len() + 1 < parts {
             ranges.push(start..position + 1);
             start = position + 1;
         }
     }
-    ranges.push(start..accounts.len());
+    ranges.push(start..weights.len());
     ranges
 }
 
@@ -95,24 +141,41 @@ pub(crate) fn state_changes<S: DatabaseRef + Sync>(
     workers: &BlockThreads<'_>,
 ) -> Result<(StateChanges, Vec<Address>), BlockError> {
     let accounts = written_accounts(memory, index);
-    let parts = split_by_work(&accounts, workers.threads(), |id| memory.lane_entries(id));
-    // The part with the most accounts is built in the block's map, sized for all of them;
-    // the caller moves the others' entries in. Parts fill their maps in parallel, so the
-    // caller's serial share is the other parts' entries only, each moved once.
+    let (pieces, parts, split) =
+        plan_parts(&accounts, workers.threads(), |id| memory.lane_entries(id));
+    // A split account's own value, computed once, here: its pieces need when its storage was
+    // wiped, and the caller completes its change from them.
+    let headers = split
+        .iter()
+        .map(|&position| {
+            let (address, locations) = &accounts[position];
+            account_header(storage, memory, *address, locations.account)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| BlockError::storage(error.tx as usize, error.source))?;
+    // The part with the most pieces is built in the block's map, sized for all accounts; the
+    // caller moves the others' entries in. Parts fill their maps in parallel, so the caller's
+    // serial share is the other parts' entries only, each moved once.
     let largest = (0..parts.len())
         .max_by_key(|part| parts[*part].len())
         .expect("split_by_work returns at least one part");
     let assembled: Vec<Mutex<Option<AssembledPart<S::Error>>>> =
         (0..parts.len()).map(|_| Mutex::new(None)).collect();
+    let shared = Shared {
+        storage,
+        memory,
+        accounts: &accounts,
+        split: &split,
+        headers: &headers,
+    };
     workers
         .run(parts.len(), &|part| {
-            let mine = &accounts[parts[part].clone()];
             let capacity = if part == largest {
                 accounts.len()
             } else {
-                mine.len()
+                parts[part].len()
             };
-            let result = assemble_part(storage, memory, mine, capacity);
+            let result = shared.assemble_part(&pieces[parts[part].clone()], capacity);
             *lock(&assembled[part]) = Some(result);
         })
         .map_err(|message| BlockError::WorkerPanicked { message })?;
@@ -125,12 +188,38 @@ pub(crate) fn state_changes<S: DatabaseRef + Sync>(
         parts.push(part.map_err(|error| BlockError::storage(error.tx as usize, error.source))?);
     }
     let mut block = parts.swap_remove(largest);
+    let mut split_slots: Vec<Vec<U256Map<SlotChange>>> = vec![Vec::new(); split.len()];
+    for (split, slots) in std::mem::take(&mut block.slices) {
+        split_slots[split].push(slots);
+    }
     for part in parts {
         block.changes.accounts.extend(part.changes.accounts);
         block.changes.contracts.extend(part.changes.contracts);
         block.vanished.extend(part.vanished);
+        for (split, slots) in part.slices {
+            split_slots[split].push(slots);
+        }
+    }
+    for ((position, header), slices) in split.iter().zip(headers).zip(split_slots) {
+        let slots = merge_slot_maps(slices);
+        let address = accounts[*position].0;
+        block.insert(address, finish(header, slots));
     }
     Ok((block.changes, block.vanished))
+}
+
+/// One map of the slot changes in `maps`, which hold distinct slots: the others moved into
+/// the largest.
+fn merge_slot_maps(mut maps: Vec<U256Map<SlotChange>>) -> U256Map<SlotChange> {
+    let Some(largest) = (0..maps.len()).max_by_key(|map| maps[*map].len()) else {
+        return U256Map::default();
+    };
+    let mut merged = maps.swap_remove(largest);
+    merged.reserve(maps.iter().map(|map| map.len()).sum());
+    for map in maps {
+        merged.extend(map);
+    }
+    merged
 }
 
 /// Every account with a written location (its own, or one of its slots), with its written
@@ -138,28 +227,42 @@ pub(crate) fn state_changes<S: DatabaseRef + Sync>(
 /// sequential in memory), hashing only written slots and, while there are any, accounts.
 fn written_accounts(memory: &MvMemory, index: &LocationIndex) -> Vec<(Address, AccountLocations)> {
     let ids = (0..index.len()).map(|id| LocId(id as u32));
-    let mut slots: AddressMap<Vec<(U256, LocId)>> = AddressMap::default();
+    // Written slots by contract, contracts in order of first sight, and where each is.
+    let mut contracts: Vec<(Address, Vec<(U256, LocId)>)> = Vec::new();
+    let mut positions: AddressMap<usize> = AddressMap::default();
+    // Consecutive ids are often slots of one contract: found again without hashing.
+    let mut last: Option<(Address, usize)> = None;
     for id in ids.clone() {
         if let Location::Storage(address, key) = index.location(id)
             && memory.is_written(id)
         {
-            slots.entry(address).or_default().push((key, id));
+            let position = match last {
+                Some((current, position)) if current == address => position,
+                _ => *positions.entry(address).or_insert_with(|| {
+                    contracts.push((address, Vec::new()));
+                    contracts.len() - 1
+                }),
+            };
+            last = Some((address, position));
+            contracts[position].1.push((key, id));
         }
     }
-    let mut accounts = Vec::new();
+    let mut accounts = Vec::with_capacity(index.len());
     for id in ids {
         if let Location::Account(address) = index.location(id) {
-            let account_slots = if slots.is_empty() {
-                Vec::new()
-            } else {
-                slots.remove(&address).unwrap_or_default()
+            let slots = match positions.is_empty() {
+                true => Vec::new(),
+                false => positions
+                    .remove(&address)
+                    .map(|position| std::mem::take(&mut contracts[position].1))
+                    .unwrap_or_default(),
             };
-            if !account_slots.is_empty() || memory.is_written(id) {
+            if !slots.is_empty() || memory.is_written(id) {
                 accounts.push((
                     address,
                     AccountLocations {
                         account: Some(id),
-                        slots: account_slots,
+                        slots,
                     },
                 ));
             }
@@ -167,15 +270,18 @@ fn written_accounts(memory: &MvMemory, index: &LocationIndex) -> Vec<(Address, A
     }
     // Slots of accounts whose own location was never indexed (rare: revm reads an account
     // before its storage).
-    accounts.extend(slots.into_iter().map(|(address, slots)| {
-        (
-            address,
-            AccountLocations {
-                account: None,
-                slots,
-            },
-        )
-    }));
+    accounts.extend(
+        contracts
+            .into_iter()
+            .filter(|(_, slots)| !slots.is_empty())
+            .map(|(address, slots)| {
+                let locations = AccountLocations {
+                    account: None,
+                    slots,
+                };
+                (address, locations)
+            }),
+    );
     accounts
 }
 
@@ -184,6 +290,25 @@ struct PartChanges {
     changes: StateChanges,
     /// See [`Change::Vanished`].
     vanished: Vec<Address>,
+    /// The changed slots of each range of a split account's slots it assembled (by the split
+    /// account's index).
+    slices: Vec<(usize, U256Map<SlotChange>)>,
+}
+
+impl PartChanges {
+    /// Records one account's outcome.
+    fn insert(&mut self, address: Address, outcome: Option<Assembled>) {
+        match outcome {
+            Some(Assembled::Changed(change, contract)) => {
+                if let Some((hash, code)) = contract {
+                    self.changes.contracts.insert(hash, code);
+                }
+                self.changes.accounts.insert(address, change);
+            }
+            Some(Assembled::Vanished) => self.vanished.push(address),
+            None => {}
+        }
+    }
 }
 
 type AssembledPart<E> = Result<PartChanges, AssemblyError<E>>;
@@ -198,44 +323,91 @@ enum Assembled {
     Vanished,
 }
 
-/// Assembles `accounts` into a map with room for `capacity` accounts.
-fn assemble_part<S: DatabaseRef>(
-    storage: &S,
-    memory: &MvMemory,
-    accounts: &[(Address, AccountLocations)],
-    capacity: usize,
-) -> AssembledPart<S::Error> {
-    let mut part = PartChanges {
-        changes: StateChanges {
-            accounts: AddressMap::with_capacity_and_hasher(capacity, Default::default()),
-            contracts: B256Map::default(),
-        },
-        vanished: Vec::new(),
-    };
-    // MvMemory's pins nest in this one (see `parallel::worker`).
-    let _pinned = crossbeam_epoch::pin();
-    for (address, locations) in accounts {
-        match account_change(storage, memory, *address, locations)? {
-            Some(Assembled::Changed(change, contract)) => {
-                if let Some((hash, code)) = contract {
-                    part.changes.contracts.insert(hash, code);
-                }
-                part.changes.accounts.insert(*address, change);
-            }
-            Some(Assembled::Vanished) => part.vanished.push(*address),
-            None => {}
-        }
-    }
-    Ok(part)
+/// An account's own value before and after the block.
+struct AccountHeader {
+    original: Option<AccountInfo>,
+    info: Option<AccountInfo>,
+    /// The last transaction that wiped its storage.
+    wiped_at: Option<TxIdx>,
+    /// Its code, when the block changed its code hash.
+    contract: Option<(B256, Bytecode)>,
 }
 
-fn account_change<S: DatabaseRef>(
+/// What every participant reads.
+struct Shared<'a, S> {
+    storage: &'a S,
+    memory: &'a MvMemory,
+    accounts: &'a [(Address, AccountLocations)],
+    /// The split accounts (indexes into `accounts`) and their headers.
+    split: &'a [usize],
+    headers: &'a [AccountHeader],
+}
+
+impl<S: DatabaseRef> Shared<'_, S> {
+    /// Assembles `pieces` into a map with room for `capacity` accounts.
+    fn assemble_part(&self, pieces: &[Piece], capacity: usize) -> AssembledPart<S::Error> {
+        let mut part = PartChanges {
+            changes: StateChanges {
+                accounts: AddressMap::with_capacity_and_hasher(capacity, Default::default()),
+                contracts: B256Map::default(),
+            },
+            vanished: Vec::new(),
+            slices: Vec::new(),
+        };
+        // MvMemory's pins nest in this one (see `parallel::worker`).
+        let _pinned = crossbeam_epoch::pin();
+        for piece in pieces {
+            match piece {
+                Piece::Account(position) => {
+                    let (address, locations) = &self.accounts[*position];
+                    let header =
+                        account_header(self.storage, self.memory, *address, locations.account)?;
+                    let mut slots = U256Map::with_capacity_and_hasher(
+                        locations.slots.len(),
+                        Default::default(),
+                    );
+                    let slot_ids = &locations.slots;
+                    slot_changes(
+                        self.storage,
+                        self.memory,
+                        *address,
+                        slot_ids,
+                        header.wiped_at,
+                        &mut slots,
+                    )?;
+                    part.insert(*address, finish(header, slots));
+                }
+                Piece::Slots { split, range } => {
+                    let (address, locations) = &self.accounts[self.split[*split]];
+                    let slot_ids = &locations.slots[range.clone()];
+                    let mut slots =
+                        U256Map::with_capacity_and_hasher(slot_ids.len(), Default::default());
+                    let wiped_at = self.headers[*split].wiped_at;
+                    slot_changes(
+                        self.storage,
+                        self.memory,
+                        *address,
+                        slot_ids,
+                        wiped_at,
+                        &mut slots,
+                    )?;
+                    part.slices.push((*split, slots));
+                }
+            }
+        }
+        Ok(part)
+    }
+}
+
+/// The account's value before the block (the base its lowest writer read) and after it (its
+/// last writer's, with later credits).
+fn account_header<S: DatabaseRef>(
     storage: &S,
     memory: &MvMemory,
     address: Address,
-    locations: &AccountLocations,
-) -> Result<Option<Assembled>, AssemblyError<S::Error>> {
-    let base = match locations.account.and_then(|id| memory.base(id)) {
+    id: Option<LocId>,
+) -> Result<AccountHeader, AssemblyError<S::Error>> {
+    let base = match id.and_then(|id| memory.base(id)) {
         Some(BaseValue::Account(value)) => value.info.clone(),
         // Every writer of an account or its slots read the account first, so the lowest one
         // cached its base; storage is asked only if that ever fails to hold.
@@ -244,9 +416,7 @@ fn account_change<S: DatabaseRef>(
             .map_err(|source| AssemblyError { tx: 0, source })?,
     };
     let original = base.clone().map(without_code);
-    let last = locations
-        .account
-        .and_then(|id| memory.final_account(id, &base));
+    let last = id.and_then(|id| memory.final_account(id, &base));
     let (info, wiped_at) = match last {
         Some(AccountValue { info, wiped_at }) => (info, wiped_at),
         None => (original.clone(), None),
@@ -258,16 +428,33 @@ fn account_change<S: DatabaseRef>(
             .then(|| info.code.clone().map(|code| (info.code_hash, code)))
             .flatten()
     });
-    let info = info.map(without_code);
-    let mut slots = U256Map::with_capacity_and_hasher(locations.slots.len(), Default::default());
-    for (key, id) in &locations.slots {
+    Ok(AccountHeader {
+        original,
+        info: info.map(without_code),
+        wiped_at,
+        contract,
+    })
+}
+
+/// Adds the changed slots among `slots` (written slots of `address`, with their ids) to
+/// `changes`: after a wipe, the non-zero ones written since; otherwise those whose final
+/// value differs from the pre-block one.
+fn slot_changes<S: DatabaseRef>(
+    storage: &S,
+    memory: &MvMemory,
+    address: Address,
+    slots: &[(U256, LocId)],
+    wiped_at: Option<TxIdx>,
+    changes: &mut U256Map<SlotChange>,
+) -> Result<(), AssemblyError<S::Error>> {
+    for (key, id) in slots {
         let Some((writer, present)) = memory.final_storage(*id) else {
             continue;
         };
         match wiped_at {
             Some(wiped) => {
                 if writer >= wiped && !present.is_zero() {
-                    slots.insert(
+                    changes.insert(
                         *key,
                         SlotChange {
                             original: U256::ZERO,
@@ -284,16 +471,27 @@ fn account_change<S: DatabaseRef>(
                         .map_err(|source| AssemblyError { tx: writer, source })?,
                 };
                 if present != original {
-                    slots.insert(*key, SlotChange { original, present });
+                    changes.insert(*key, SlotChange { original, present });
                 }
             }
         }
     }
+    Ok(())
+}
+
+/// The account's outcome from its header and its changed slots.
+fn finish(header: AccountHeader, slots: U256Map<SlotChange>) -> Option<Assembled> {
+    let AccountHeader {
+        original,
+        info,
+        wiped_at,
+        contract,
+    } = header;
     let wiped = wiped_at.is_some();
     let absent_throughout = original.is_none() && info.is_none();
     let changed = original != info || !slots.is_empty() || (wiped && !absent_throughout);
     if !changed {
-        return Ok(wiped.then_some(Assembled::Vanished));
+        return wiped.then_some(Assembled::Vanished);
     }
     let change = AccountChange {
         original,
@@ -301,7 +499,7 @@ fn account_change<S: DatabaseRef>(
         storage_wiped: wiped,
         storage: slots,
     };
-    Ok(Some(Assembled::Changed(change, contract)))
+    Some(Assembled::Changed(change, contract))
 }
 
 #[cfg(test)]
@@ -335,29 +533,76 @@ mod tests {
         );
     }
 
+    /// The work of each part: locations of whole accounts and of slot ranges.
+    fn part_work(
+        all: &[(Address, AccountLocations)],
+        (pieces, ranges, split): &(Vec<Piece>, Vec<std::ops::Range<usize>>, Vec<usize>),
+    ) -> Vec<usize> {
+        ranges
+            .iter()
+            .map(|range| {
+                pieces[range.clone()]
+                    .iter()
+                    .map(|piece| match piece {
+                        Piece::Account(position) => 1 + all[*position].1.slots.len(),
+                        Piece::Slots { split: s, range } => {
+                            assert!(range.end <= all[split[*s]].1.slots.len());
+                            range.len()
+                        }
+                    })
+                    .sum()
+            })
+            .collect()
+    }
+
     #[test]
     fn parts_cover_every_account_and_balance_heavy_ones() {
-        // One token with 1,000 written slots among 1,000 senders: two parts of ~1,000 each.
+        // One token with 1,000 written slots among 1,000 senders: the token's slots are cut
+        // in ranges, and the two parts carry ~1,000 locations each.
         let mut counts = vec![0; 1_000];
         counts.insert(0, 1_000);
         let all = accounts(&counts);
-        let ranges = split_by_work(&all, 2, no_lane);
+        let planned = plan_parts(&all, 2, no_lane);
+        let (pieces, ranges, split) = &planned;
         assert_eq!(ranges.len(), 2);
-        assert_contiguous(&ranges, all.len());
-        assert_eq!(ranges[0], 0..1, "the token alone is half the work");
+        assert_contiguous(ranges, pieces.len());
+        assert_eq!(split, &vec![0], "the token is split");
+        let slot_ranges: Vec<_> = pieces
+            .iter()
+            .filter_map(|piece| match piece {
+                Piece::Slots { range, .. } => Some(range.clone()),
+                Piece::Account(_) => None,
+            })
+            .collect();
+        assert_eq!(slot_ranges.first().map(|r| r.start), Some(0));
+        assert_eq!(slot_ranges.last().map(|r| r.end), Some(1_000));
+        assert!(slot_ranges.windows(2).all(|w| w[0].end == w[1].start));
+        let work = part_work(&all, &planned);
+        assert_eq!(work.iter().sum::<usize>(), 2_000, "every slot once");
+        assert!(work.iter().all(|w| (900..=1_100).contains(w)), "{work:?}");
+        let accounts_seen = pieces
+            .iter()
+            .filter(|piece| matches!(piece, Piece::Account(_)))
+            .count();
+        assert_eq!(accounts_seen, 1_000, "every sender once, whole");
 
         let small = accounts(&[0; 10]);
+        let (pieces, ranges, split) = plan_parts(&small, 8, no_lane);
+        assert_eq!(ranges, vec![(0..10)], "little work: one part");
+        assert!(split.is_empty() && pieces.len() == 10);
+        let one_part = accounts(&[100]);
+        let (_, ranges, split) = plan_parts(&one_part, 2, no_lane);
         assert_eq!(
-            split_by_work(&small, 8, no_lane),
-            vec![(0..10)],
-            "little work: one part"
+            (ranges.len(), split.len()),
+            (1, 0),
+            "one part: nothing split"
         );
         let none = accounts(&[]);
-        assert_eq!(split_by_work(&none, 4, no_lane), vec![(0..0)]);
+        assert_eq!(plan_parts(&none, 4, no_lane).1, vec![(0..0)]);
         let many = accounts(&[0; 10_000]);
-        let ranges = split_by_work(&many, 8, no_lane);
+        let (pieces, ranges, _) = plan_parts(&many, 8, no_lane);
         assert_eq!(ranges.len(), 8);
-        assert_contiguous(&ranges, many.len());
+        assert_contiguous(&ranges, pieces.len());
     }
 
     #[test]
@@ -365,10 +610,10 @@ mod tests {
         // The beneficiary (id 0) folds 30,000 fees: as much work as 10,000 accounts.
         let all = accounts(&[0; 20_001]);
         let lane = |id: LocId| if id == LocId(0) { 30_000 } else { 0 };
-        let ranges = split_by_work(&all, 2, lane);
-        assert_contiguous(&ranges, all.len());
+        let (pieces, ranges, _) = plan_parts(&all, 2, lane);
+        assert_contiguous(&ranges, pieces.len());
         assert_eq!(ranges[0], 0..5_001, "the beneficiary and 5,000 accounts");
-        let unweighted = split_by_work(&all, 2, no_lane);
+        let (_, unweighted, _) = plan_parts(&all, 2, no_lane);
         assert_eq!(unweighted[0], 0..10_001);
     }
 }

@@ -239,4 +239,42 @@ mod tests {
         );
         assert_eq!(hints[2], 0);
     }
+
+    #[test]
+    fn a_contracts_slots_assembled_in_ranges_match_sequential_also_after_a_wipe() {
+        // 64 calls write 768 slots of one contract: more than one assembly participant's
+        // share, so its slots are assembled in ranges by both workers (see `assembly`).
+        let executor = two_workers();
+        run_forced_and_compare(&executor, test_blocks::slot_writers(64));
+        let (storage, block) = test_blocks::created_slot_writers(64);
+        let created = block.txs[0].caller.create(0);
+        run_forced_and_compare(&executor, (storage.clone(), block.clone()));
+        let output = crate::execute_sequential(&storage, &block).unwrap();
+        let change = output
+            .state
+            .account(&created)
+            .expect("the contract is created");
+        assert!(change.storage_wiped && change.original.is_none());
+        assert_eq!(change.storage.len(), 64 * test_blocks::SLOTS_PER_CALL);
+        assert!(change.storage.values().all(|slot| slot.original.is_zero()));
+    }
+
+    #[test]
+    fn blocks_in_a_row_reuse_the_last_ones_emptied_memory() {
+        let executor = two_workers();
+        let blocks = [
+            test_blocks::slot_writers(64),
+            test_blocks::transfers(200),
+            test_blocks::created_slot_writers(40),
+            test_blocks::slot_writers(30),
+        ];
+        for block in blocks {
+            run_forced_and_compare(&executor, block);
+            executor.wait_for_teardown();
+            let recycled = executor.retained.recycled.take();
+            assert!(recycled.is_some(), "the teardown kept the memory");
+            // Put back for the next block, which must find it empty.
+            executor.retained.recycled.put(recycled);
+        }
+    }
 }

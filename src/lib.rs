@@ -33,6 +33,7 @@ mod evm;
 pub mod executor;
 mod location;
 mod mv_memory;
+mod once_box;
 mod options;
 pub mod output;
 mod parallel;

@@ -37,15 +37,16 @@
 //! - `loom_hooks`: what the loom models (`loom-tests/mv_memory.rs`) hook into: map-access
 //!   announcements and deliberate protocol errors; empty without loom.
 
-use std::sync::{LazyLock, OnceLock};
+use std::sync::LazyLock;
 
 use crossbeam_epoch::{self as epoch, Atomic, Guard};
 use crossbeam_utils::CachePadded;
 use revm::primitives::{KECCAK_EMPTY, U256};
 use revm::state::AccountInfo;
 
+use crate::once_box::OnceBox;
 use crate::segmented_vec::SegmentedVec;
-use crate::sync::{AtomicU32, Mutex};
+use crate::sync::{AtomicU32, Mutex, lock};
 use crate::types::{Incarnation, LocId, TxIdx, Version};
 
 mod credit;
@@ -172,7 +173,7 @@ impl Drop for Entry {
 #[derive(Default)]
 struct Cell {
     versions: Versions,
-    base: OnceLock<Box<BaseValue>>,
+    base: OnceBox<BaseValue>,
     /// Entries that are not lazy credits (plain values and estimates), counted
     /// conservatively: raised before such an entry appears, lowered after it is gone. Zero
     /// means "only credits on top of the base value", which lets a credited account's code
@@ -211,19 +212,62 @@ pub(crate) struct MvMemory {
     hooks: Hooks,
 }
 
+/// A block's multi-version memory emptied for the next block: its cells and per-transaction
+/// write lists, all back to their defaults, with their allocations (see
+/// [`MvMemory::into_recycled`]).
+pub(crate) struct RecycledMemory {
+    cells: SegmentedVec<CachePadded<Cell>>,
+    last_writes: Vec<CachePadded<Mutex<Vec<LocId>>>>,
+}
+
 impl MvMemory {
     /// Memory for `txs` transactions, with cells preallocated for `locations` ids.
+    #[cfg(any(test, loom))]
     pub(crate) fn new(txs: usize, locations: usize, delete_touched_empty: bool) -> Self {
+        Self::recycling(None, txs, locations, delete_touched_empty)
+    }
+
+    /// [`new`](Self::new), on an earlier block's `recycled` memory when there is one: its
+    /// cells and write lists are reused, and only what this block needs beyond them is
+    /// allocated.
+    pub(crate) fn recycling(
+        recycled: Option<RecycledMemory>,
+        txs: usize,
+        locations: usize,
+        delete_touched_empty: bool,
+    ) -> Self {
+        let (cells, mut last_writes) = match recycled {
+            Some(RecycledMemory { cells, last_writes }) => (cells, last_writes),
+            None => (SegmentedVec::with_capacity(0), Vec::new()),
+        };
+        cells.reserve(locations);
+        last_writes.truncate(txs);
+        last_writes.resize_with(txs, || CachePadded::new(Mutex::new(Vec::new())));
         Self {
-            cells: SegmentedVec::with_capacity(locations),
-            last_writes: (0..txs)
-                .map(|_| CachePadded::new(Mutex::new(Vec::new())))
-                .collect(),
+            cells,
+            last_writes,
             delete_touched_empty,
             fee_lane: None,
             solo_entries: true,
             hooks: Hooks::default(),
         }
+    }
+
+    /// Empties this memory for another block: the cells of the first `locations` ids (every
+    /// id the block gave) and every write list back to their defaults, keeping their
+    /// allocations. Costs what dropping the block's versions and base values costs.
+    pub(crate) fn into_recycled(self, locations: usize) -> RecycledMemory {
+        let Self {
+            mut cells,
+            last_writes,
+            ..
+        } = self;
+        cells.reset(locations);
+        for writes in &last_writes {
+            // Freed, not kept: `record` replaces a transaction's list rather than refilling it.
+            drop(std::mem::take(&mut *lock(writes)));
+        }
+        RecycledMemory { cells, last_writes }
     }
 
     /// This memory with the lazy credits written at `location` (the beneficiary: one fee per
@@ -253,13 +297,13 @@ impl MvMemory {
 
     /// The cached pre-block value of `location`, if some reader loaded it.
     pub(crate) fn base(&self, location: LocId) -> Option<&BaseValue> {
-        self.cell(location).base.get().map(|base| &**base)
+        self.cell(location).base.get()
     }
 
     /// Caches the pre-block value of `location`; returns the cached one if another reader
     /// got there first (both read the same storage, so they agree).
     pub(crate) fn set_base(&self, location: LocId, value: BaseValue) -> &BaseValue {
-        self.cell(location).base.get_or_init(|| Box::new(value))
+        self.cell(location).base.get_or_init(|| value)
     }
 }
 
@@ -267,4 +311,33 @@ impl MvMemory {
 #[cfg(test)]
 fn storage(value: u64) -> WriteValue {
     WriteValue::Storage(U256::from(value))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recycled_memory_starts_the_next_block_empty() {
+        let memory = MvMemory::new(3, 4, true);
+        let (slot, account) = (LocId(0), LocId(5));
+        memory.set_base(slot, BaseValue::Storage(U256::from(9)));
+        memory.record(0, 0, vec![(slot, storage(1))]);
+        memory.record(1, 0, vec![(slot, storage(2)), (account, storage(3))]);
+        assert!(memory.is_written(slot) && memory.is_written(account));
+        let cell = memory.cell(slot) as *const Cell;
+        let recycled = memory.into_recycled(6);
+        let next = MvMemory::recycling(Some(recycled), 5, 4, true);
+        assert_eq!(next.cell(slot) as *const Cell, cell, "the cells are reused");
+        for location in [slot, LocId(1), account] {
+            assert!(next.base(location).is_none());
+            assert!(!next.is_written(location));
+            assert_eq!(next.final_storage(location), None);
+        }
+        assert_eq!(next.last_writes.len(), 5);
+        assert!(next.last_writes.iter().all(|writes| lock(writes).is_empty()));
+        // The new block writes as on fresh memory.
+        next.record(4, 0, vec![(slot, storage(7))]);
+        assert_eq!(next.final_storage(slot), Some((4, U256::from(7))));
+    }
 }

@@ -24,7 +24,7 @@ use crate::assembly;
 use crate::block::Block;
 use crate::error::BlockError;
 use crate::location::LocationIndex;
-use crate::mv_memory::MvMemory;
+use crate::mv_memory::{MvMemory, RecycledMemory};
 use crate::options::Options;
 use crate::plan::BlockPlan;
 use crate::pool::{BlockThreads, WorkerPool};
@@ -33,7 +33,7 @@ use crate::sequential::run_sequential;
 use crate::stats::ExecutionStats;
 use crate::sync::{Mutex, lock};
 use crate::vm::BlockContext;
-pub(crate) use retained::{Retained, WorkerState};
+pub(crate) use retained::{RecycleSlot, Retained, WorkerState};
 pub(crate) use teardown::PendingTeardowns;
 use worker::Run;
 
@@ -78,6 +78,7 @@ where
         txs,
         &mut plan,
         retained.expected_unpredicted(txs),
+        retained.recycled.take(),
         delete_touched_empty,
     );
     let threads = BlockThreads::new(pool, threads);
@@ -107,12 +108,18 @@ where
     let (state, vanished) = assembly::state_changes(storage, &memory, &index, &threads)?;
     stats.assembly = phase.elapsed();
     let unkept = retained.return_worker_states(states);
+    let leftovers = Leftovers {
+        memory: Some(memory),
+        recycle: retained.recycled.clone(),
+        index,
+        unkept,
+    };
     tear_down(
         options,
         threads.pool(),
         &retained.teardowns,
         txs,
-        (memory, index, unkept),
+        leftovers,
         &mut stats,
     );
     let output = RunOutput {
@@ -145,11 +152,13 @@ fn run_sequentially<S: DatabaseRef>(
 
 /// Set-up: the block's location index (the plan's accounts, and a table sized for the
 /// locations met during execution: `expected_unpredicted` from the last block, else four per
-/// transaction) and its multi-version memory.
+/// transaction) and its multi-version memory (on the `recycled` memory of an earlier block
+/// when there is one).
 fn set_up(
     txs: usize,
     plan: &mut BlockPlan,
     expected_unpredicted: Option<usize>,
+    recycled: Option<RecycledMemory>,
     delete_touched_empty: bool,
 ) -> (LocationIndex, MvMemory) {
     let index = LocationIndex::new(
@@ -162,7 +171,7 @@ fn set_up(
     let expected_locations = expected_unpredicted
         .map_or(txs * 4, |unpredicted| index.len() + unpredicted)
         .min(txs * 4);
-    let memory = MvMemory::new(txs, expected_locations, delete_touched_empty)
+    let memory = MvMemory::recycling(recycled, txs, expected_locations, delete_touched_empty)
         .with_fee_lane(LocationIndex::BENEFICIARY);
     (index, memory)
 }
@@ -195,15 +204,34 @@ fn execute<'a, S: DatabaseRef + Sync>(
     }
 }
 
-/// Teardown: freeing a large block's multi-version memory takes milliseconds; unless told
-/// otherwise, it happens off the caller's path (on an idle pool worker, or a thread of its
-/// own).
+/// What a block leaves once its output is built: its multi-version memory, emptied for the
+/// next block when dropped, and the rest, freed.
+struct Leftovers {
+    memory: Option<MvMemory>,
+    recycle: RecycleSlot,
+    index: LocationIndex,
+    /// Worker states beyond the executor's kept workers (a block on spawned threads).
+    #[expect(dead_code, reason = "held only to be freed with the rest")]
+    unkept: Vec<WorkerState>,
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        if let Some(memory) = self.memory.take() {
+            self.recycle.recycle(memory, self.index.len());
+        }
+    }
+}
+
+/// Teardown: emptying a large block's multi-version memory (dropping every version and base
+/// value) takes milliseconds; unless told otherwise, it happens off the caller's path (on an
+/// idle pool worker, or a thread of its own).
 fn tear_down(
     options: &Options,
     pool: Option<&WorkerPool>,
     teardowns: &PendingTeardowns,
     txs: usize,
-    structures: (MvMemory, LocationIndex, Vec<WorkerState>),
+    structures: Leftovers,
     stats: &mut ExecutionStats,
 ) {
     if options.deferred_teardown && txs >= BACKGROUND_DROP_TXS {

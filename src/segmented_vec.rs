@@ -45,13 +45,18 @@ impl<T: Default> SegmentedVec<T> {
             // Not a `const` array: loom's atomics have no `const fn new`.
             buckets: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
         };
+        vec.reserve(capacity);
+        vec
+    }
+
+    /// Allocates the buckets that the first `capacity` elements need, if not yet allocated.
+    pub(crate) fn reserve(&self, capacity: usize) {
         if capacity > 0 {
             let (last, _) = locate(capacity - 1);
             for bucket in 0..=last {
-                vec.bucket(bucket);
+                self.bucket(bucket);
             }
         }
-        vec
     }
 
     /// The element at `index`, default-initialised on first use of its bucket.
@@ -102,6 +107,28 @@ impl<T: Default> SegmentedVec<T> {
     }
 }
 
+impl<T: Default> SegmentedVec<T> {
+    /// Sets the first `len` elements back to their default (dropping what they held); the
+    /// buckets stay allocated, so the array can serve again without allocating.
+    pub(crate) fn reset(&mut self, len: usize) {
+        let mut start = 0;
+        for (bucket, pointer) in self.buckets.iter_mut().enumerate() {
+            if start >= len {
+                break;
+            }
+            let pointer = exclusive_ptr(pointer);
+            let count = bucket_len(bucket).min(len - start);
+            if !pointer.is_null() {
+                // SAFETY: a non-null bucket holds `bucket_len(bucket)` initialised elements
+                // (see `bucket`), and `&mut self` proves no reference into it is alive.
+                let elements = unsafe { std::slice::from_raw_parts_mut(pointer, count) };
+                elements.fill_with(T::default);
+            }
+            start += bucket_len(bucket);
+        }
+    }
+}
+
 impl<T> Drop for SegmentedVec<T> {
     fn drop(&mut self) {
         for (bucket, pointer) in self.buckets.iter_mut().enumerate() {
@@ -139,6 +166,28 @@ mod tests {
                 expected = (expected.0 + 1, 0);
             }
         }
+    }
+
+    #[test]
+    fn reset_restores_defaults_and_keeps_the_buckets() {
+        let mut vec: SegmentedVec<AtomicUsize> = SegmentedVec::with_capacity(0);
+        for i in 0..5 * FIRST {
+            vec.get(i).store(i + 1, Ordering::Relaxed);
+        }
+        let first_bucket = vec.get(0) as *const AtomicUsize;
+        vec.reset(3 * FIRST + 1);
+        assert!((0..=3 * FIRST).all(|i| vec.get(i).load(Ordering::Relaxed) == 0));
+        assert_eq!(
+            vec.get(3 * FIRST + 1).load(Ordering::Relaxed),
+            3 * FIRST + 2
+        );
+        assert_eq!(
+            vec.get(0) as *const AtomicUsize,
+            first_bucket,
+            "no new allocation"
+        );
+        vec.reset(usize::MAX);
+        assert!((0..5 * FIRST).all(|i| vec.get(i).load(Ordering::Relaxed) == 0));
     }
 
     #[test]

@@ -56,34 +56,63 @@ pub(crate) fn transfers(txs: usize) -> (InMemoryStorage, Block) {
     (funded_senders(txs), block)
 }
 
-/// `txs` calls to one contract that writes [`SLOTS_PER_CALL`] fresh storage slots per call
-/// (keyed by calldata): locations the plan cannot predict.
-pub(crate) fn slot_writers(txs: usize) -> (InMemoryStorage, Block) {
-    // Per slot: SSTORE(calldata[0..32] + i, 1), i.e. PUSH1 1, PUSH1 i, PUSH1 0, CALLDATALOAD,
-    // ADD, SSTORE; then STOP.
+/// The slot writers' code: per slot, SSTORE(calldata[0..32] + i, 1), i.e. PUSH1 1, PUSH1 i,
+/// PUSH1 0, CALLDATALOAD, ADD, SSTORE; then STOP.
+fn slot_writer_code() -> Vec<u8> {
     let mut code = Vec::new();
     for i in 0..SLOTS_PER_CALL as u8 {
         code.extend_from_slice(&[0x60, 0x01, 0x60, i, 0x60, 0x00, 0x35, 0x01, 0x55]);
     }
     code.push(0x00);
+    code
+}
+
+/// Sender `i`'s call to `contract`, writing the slots its calldata keys.
+fn slot_writer_call(i: usize, contract: Address) -> TxEnv {
+    TxEnv {
+        caller: sender(i),
+        kind: TxKind::Call(contract),
+        data: Bytes::from(U256::from(i * 1_000).to_be_bytes::<32>().to_vec()),
+        gas_limit: 1_000_000,
+        gas_price: 10,
+        ..TxEnv::default()
+    }
+}
+
+/// `txs` calls to one contract that writes [`SLOTS_PER_CALL`] fresh storage slots per call
+/// (keyed by calldata): locations the plan cannot predict.
+pub(crate) fn slot_writers(txs: usize) -> (InMemoryStorage, Block) {
     let mut storage = funded_senders(txs);
     storage.insert_account(
         CONTRACT,
         U256::ZERO,
         1,
-        Some(Bytecode::new_raw(code.into())),
+        Some(Bytecode::new_raw(slot_writer_code().into())),
     );
-    let block = block(
-        (0..txs)
-            .map(|i| TxEnv {
-                caller: sender(i),
-                kind: TxKind::Call(CONTRACT),
-                data: Bytes::from(U256::from(i * 1_000).to_be_bytes::<32>().to_vec()),
-                gas_limit: 1_000_000,
-                gas_price: 10,
-                ..TxEnv::default()
-            })
-            .collect(),
-    );
+    let block = block((0..txs).map(|i| slot_writer_call(i, CONTRACT)).collect());
     (storage, block)
+}
+
+/// [`slot_writers`] on a contract that the block's first transaction creates (its storage
+/// starts wiped in the block), followed by `calls` calls to it.
+pub(crate) fn created_slot_writers(calls: usize) -> (InMemoryStorage, Block) {
+    let runtime = slot_writer_code();
+    let length = u8::try_from(runtime.len()).expect("the runtime fits a PUSH1 length");
+    // CODECOPY(0, 12, length); RETURN(0, length); then the runtime (at offset 12).
+    let mut init = vec![
+        0x60, length, 0x60, 12, 0x60, 0x00, 0x39, 0x60, length, 0x60, 0x00, 0xf3,
+    ];
+    init.extend_from_slice(&runtime);
+    let creator = sender(calls);
+    let contract = creator.create(0);
+    let mut txs = vec![TxEnv {
+        caller: creator,
+        kind: TxKind::Create,
+        data: Bytes::from(init),
+        gas_limit: 1_000_000,
+        gas_price: 10,
+        ..TxEnv::default()
+    }];
+    txs.extend((0..calls).map(|i| slot_writer_call(i, contract)));
+    (funded_senders(calls + 1), block(txs))
 }

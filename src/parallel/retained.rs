@@ -1,12 +1,20 @@
 //! [`Retained`]: what an executor keeps from one block to the next for the engine: each
-//! worker's read-set arena and VM buffers, how many locations the last block met, and the
-//! blocks whose deferred teardown is still running.
+//! worker's read-set arena and VM buffers, how many locations the last block met, the
+//! blocks whose deferred teardown is still running, and the last block's multi-version
+//! memory, emptied by its teardown for the next block's set-up.
+
+use std::sync::{Arc, PoisonError};
 
 use bumpalo::Bump;
 
 use super::PendingTeardowns;
+use crate::mv_memory::{MvMemory, RecycledMemory};
 use crate::sync::{AtomicUsize, Mutex, Ordering, lock};
 use crate::vm::VmBuffers;
+
+/// Blocks that gave ids to more locations than this free their multi-version memory instead
+/// of keeping it for the next block (a million cells are 128 MiB).
+const MAX_RECYCLED_LOCATIONS: usize = 1 << 20;
 
 /// What a pool worker keeps from one block to the next: its read-set arena and the VM's
 /// buffers, allocated by the worker itself (so on its node) and reused, not reallocated.
@@ -26,6 +34,36 @@ pub(crate) struct Retained {
     unpredicted_per_100_txs: AtomicUsize,
     /// Blocks whose teardown was deferred and has not finished.
     pub(crate) teardowns: PendingTeardowns,
+    /// The last torn-down block's multi-version memory, emptied for the next block.
+    pub(crate) recycled: RecycleSlot,
+}
+
+/// Where a block's teardown leaves its emptied multi-version memory for the next block's
+/// set-up (std's mutex: a teardown outlives its block and is not part of what loom models).
+#[derive(Clone, Default)]
+pub(crate) struct RecycleSlot(Arc<std::sync::Mutex<Option<RecycledMemory>>>);
+
+impl RecycleSlot {
+    /// The memory left by an earlier block, if its teardown has finished (a block running
+    /// concurrently with another gets `None` and allocates its own).
+    pub(crate) fn take(&self) -> Option<RecycledMemory> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// Puts back memory taken with [`take`](Self::take) (tests).
+    #[cfg(test)]
+    pub(crate) fn put(&self, memory: Option<RecycledMemory>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = memory;
+    }
+
+    /// Empties `memory` (which gave ids to `locations` locations) and keeps it for the next
+    /// block, unless it is too large to keep.
+    pub(crate) fn recycle(&self, memory: MvMemory, locations: usize) {
+        if locations <= MAX_RECYCLED_LOCATIONS {
+            let emptied = memory.into_recycled(locations);
+            *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(emptied);
+        }
+    }
 }
 
 impl Retained {
@@ -35,6 +73,7 @@ impl Retained {
             states: Mutex::new((0..workers).map(|_| WorkerState::default()).collect()),
             unpredicted_per_100_txs: AtomicUsize::new(0),
             teardowns: PendingTeardowns::default(),
+            recycled: RecycleSlot::default(),
         }
     }
 
