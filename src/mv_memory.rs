@@ -335,7 +335,11 @@ mod tests {
             assert_eq!(next.final_storage(location), None);
         }
         assert_eq!(next.last_writes.len(), 5);
-        assert!(next.last_writes.iter().all(|writes| lock(writes).is_empty()));
+        assert!(
+            next.last_writes
+                .iter()
+                .all(|writes| lock(writes).is_empty())
+        );
         // The new block writes as on fresh memory.
         next.record(4, 0, vec![(slot, storage(7))]);
         assert_eq!(next.final_storage(slot), Some((4, U256::from(7))));
