@@ -260,7 +260,7 @@ mod tests {
     }
 
     #[test]
-    fn blocks_in_a_row_reuse_the_last_ones_emptied_memory() {
+    fn blocks_in_a_row_reuse_the_last_ones_emptied_memory_and_scheduler() {
         let executor = two_workers();
         let blocks = [
             test_blocks::slot_writers(64),
@@ -272,9 +272,12 @@ mod tests {
             run_forced_and_compare(&executor, block);
             executor.wait_for_teardown();
             let recycled = executor.retained.recycled.take();
+            let scheduler = executor.retained.recycled_scheduler.take();
             assert!(recycled.is_some(), "the teardown kept the memory");
-            // Put back for the next block, which must find it empty.
+            assert!(scheduler.is_some(), "the teardown kept the scheduler state");
+            // Put back for the next block, which must find them reset.
             executor.retained.recycled.put(recycled);
+            executor.retained.recycled_scheduler.put(scheduler);
         }
     }
 }

@@ -29,6 +29,7 @@ use crate::options::Options;
 use crate::plan::BlockPlan;
 use crate::pool::{BlockThreads, WorkerPool};
 use crate::rules::{Rules, RunOutput};
+use crate::scheduler::{RecycledScheduler, Scheduler};
 use crate::sequential::run_sequential;
 use crate::stats::ExecutionStats;
 use crate::sync::{Mutex, lock};
@@ -90,7 +91,8 @@ where
         beneficiary: block.env.beneficiary,
         delete_touched_empty,
     };
-    let run = Run::new(block, context, &plan, rules);
+    let recycled_scheduler = retained.recycled_scheduler.take();
+    let run = Run::new(block, context, &plan, rules, recycled_scheduler);
     let mut stats = ExecutionStats {
         workers: threads.threads(),
         critical_path: plan.critical_path(),
@@ -102,7 +104,10 @@ where
     lock(&run.counts).record_into(&mut stats);
     retained.record_unpredicted(txs, index.unpredicted());
     let phase = Instant::now();
-    let (results, excluded) = results::results(run.slots, rules)?;
+    let Run {
+        slots, scheduler, ..
+    } = run;
+    let (results, excluded) = results::results(slots, rules)?;
     stats.results = phase.elapsed();
     let phase = Instant::now();
     let (state, vanished) = assembly::state_changes(storage, &memory, &index, &threads)?;
@@ -110,7 +115,9 @@ where
     let unkept = retained.return_worker_states(states);
     let leftovers = Leftovers {
         memory: Some(memory),
+        scheduler: Some(scheduler),
         recycle: retained.recycled.clone(),
+        recycle_scheduler: retained.recycled_scheduler.clone(),
         index,
         unkept,
     };
@@ -204,11 +211,13 @@ fn execute<'a, S: DatabaseRef + Sync>(
     }
 }
 
-/// What a block leaves once its output is built: its multi-version memory, emptied for the
-/// next block when dropped, and the rest, freed.
+/// What a block leaves once its output is built: its multi-version memory and scheduler,
+/// emptied for the next block when dropped, and the rest, freed.
 struct Leftovers {
     memory: Option<MvMemory>,
-    recycle: RecycleSlot,
+    scheduler: Option<Scheduler>,
+    recycle: RecycleSlot<RecycledMemory>,
+    recycle_scheduler: RecycleSlot<RecycledScheduler>,
     index: LocationIndex,
     /// Worker states beyond the executor's kept workers (a block on spawned threads).
     #[expect(dead_code, reason = "held only to be freed with the rest")]
@@ -219,6 +228,9 @@ impl Drop for Leftovers {
     fn drop(&mut self) {
         if let Some(memory) = self.memory.take() {
             self.recycle.recycle(memory, self.index.len());
+        }
+        if let Some(scheduler) = self.scheduler.take() {
+            self.recycle_scheduler.put(Some(scheduler.into_recycled()));
         }
     }
 }

@@ -94,9 +94,38 @@ pub(crate) struct Scheduler {
     mutation: Mutation,
 }
 
+/// A finished block's per-transaction scheduler state, reset for the next block: every status
+/// ready for a first incarnation, every dependency list empty, the allocations kept (see
+/// [`Scheduler::into_recycled`]).
+pub(crate) struct RecycledScheduler {
+    status: Vec<CachePadded<AtomicU64>>,
+    dependencies: Vec<CachePadded<Mutex<Vec<TxIdx>>>>,
+}
+
 impl Scheduler {
     /// A scheduler for `block_size` transactions, all ready for their first incarnation.
+    #[cfg(any(test, loom))]
     pub(crate) fn new(block_size: usize) -> Self {
+        Self::recycling(None, block_size)
+    }
+
+    /// [`new`](Self::new), on an earlier block's `recycled` state when there is one: its
+    /// per-transaction arrays are reused, and only what this block needs beyond them is
+    /// allocated.
+    pub(crate) fn recycling(recycled: Option<RecycledScheduler>, block_size: usize) -> Self {
+        let RecycledScheduler {
+            mut status,
+            mut dependencies,
+        } = recycled.unwrap_or(RecycledScheduler {
+            status: Vec::new(),
+            dependencies: Vec::new(),
+        });
+        status.truncate(block_size);
+        status.resize_with(block_size, || {
+            CachePadded::new(AtomicU64::new(pack(0, Status::ReadyToExecute)))
+        });
+        dependencies.truncate(block_size);
+        dependencies.resize_with(block_size, || CachePadded::new(Mutex::new(Vec::new())));
         Self {
             block_size,
             execution_idx: CachePadded::new(AtomicUsize::new(0)),
@@ -104,14 +133,32 @@ impl Scheduler {
             decrease_cnt: CachePadded::new(AtomicUsize::new(0)),
             num_active_tasks: CachePadded::new(AtomicUsize::new(0)),
             done_marker: CachePadded::new(AtomicBool::new(block_size == 0)),
-            status: (0..block_size)
-                .map(|_| CachePadded::new(AtomicU64::new(pack(0, Status::ReadyToExecute))))
-                .collect(),
-            dependencies: (0..block_size)
-                .map(|_| CachePadded::new(Mutex::new(Vec::new())))
-                .collect(),
+            status,
+            dependencies,
             #[cfg(loom)]
             mutation: Mutation::None,
+        }
+    }
+
+    /// Resets the per-transaction state for another block, keeping its allocations. Takes
+    /// the scheduler by value: no worker of its block can still use it.
+    pub(crate) fn into_recycled(self) -> RecycledScheduler {
+        let Self {
+            status,
+            dependencies,
+            ..
+        } = self;
+        for word in &status {
+            // Relaxed: the scheduler is owned here; the next block receives it through the
+            // executor's lock and the pool's job hand-off, which order these stores.
+            word.store(pack(0, Status::ReadyToExecute), Ordering::Relaxed);
+        }
+        for dependents in &dependencies {
+            lock(dependents).clear();
+        }
+        RecycledScheduler {
+            status,
+            dependencies,
         }
     }
 
@@ -463,5 +510,26 @@ mod tests {
         assert!(log.contains(&Task::Execute(v(1, 1))), "{log:?}");
         // Once the blocker is executed a dependency is refused: re-execute at once.
         assert!(!scheduler.add_dependency(1, 0));
+    }
+
+    #[test]
+    fn a_recycled_scheduler_starts_like_a_new_one() {
+        let scheduler = Scheduler::new(3);
+        assert_eq!(next(&scheduler), Task::Execute(v(0, 0)));
+        assert_eq!(next(&scheduler), Task::Execute(v(1, 0)));
+        // Tx 1 waits for tx 0, which never finishes in this block (an abandoned block).
+        assert!(scheduler.add_dependency(1, 0));
+        assert_eq!(scheduler.status(1), (0, Status::Aborting));
+        let recycled = scheduler.into_recycled();
+        for size in [2, 4] {
+            let again = Scheduler::recycling(Some(Scheduler::new(3).into_recycled()), size);
+            assert!((0..size as TxIdx).all(|tx| again.status(tx) == (0, Status::ReadyToExecute)));
+        }
+        let again = Scheduler::recycling(Some(recycled), 2);
+        assert!((0..2).all(|tx| again.status(tx) == (0, Status::ReadyToExecute)));
+        assert!(!again.done());
+        let log = drive(&again, |_| false);
+        assert!(log.contains(&Task::Execute(v(1, 0))), "{log:?}");
+        assert!(again.done(), "no stale dependency holds tx 1 back");
     }
 }

@@ -1,7 +1,7 @@
 //! [`Retained`]: what an executor keeps from one block to the next for the engine: each
 //! worker's read-set arena and VM buffers, how many locations the last block met, the
 //! blocks whose deferred teardown is still running, and the last block's multi-version
-//! memory, emptied by its teardown for the next block's set-up.
+//! memory and scheduler state, emptied by its teardown for the next block's set-up.
 
 use std::sync::{Arc, PoisonError};
 
@@ -9,6 +9,7 @@ use bumpalo::Bump;
 
 use super::PendingTeardowns;
 use crate::mv_memory::{MvMemory, RecycledMemory};
+use crate::scheduler::RecycledScheduler;
 use crate::sync::{AtomicUsize, Mutex, Ordering, lock};
 use crate::vm::VmBuffers;
 
@@ -35,33 +36,47 @@ pub(crate) struct Retained {
     /// Blocks whose teardown was deferred and has not finished.
     pub(crate) teardowns: PendingTeardowns,
     /// The last torn-down block's multi-version memory, emptied for the next block.
-    pub(crate) recycled: RecycleSlot,
+    pub(crate) recycled: RecycleSlot<RecycledMemory>,
+    /// The last torn-down block's scheduler state, reset for the next block.
+    pub(crate) recycled_scheduler: RecycleSlot<RecycledScheduler>,
 }
 
-/// Where a block's teardown leaves its emptied multi-version memory for the next block's
-/// set-up (std's mutex: a teardown outlives its block and is not part of what loom models).
-#[derive(Clone, Default)]
-pub(crate) struct RecycleSlot(Arc<std::sync::Mutex<Option<RecycledMemory>>>);
+/// Where a block's teardown leaves what the next block's set-up can reuse (`T`: its emptied
+/// multi-version memory, its reset scheduler state). std's mutex: a teardown outlives its
+/// block and is not part of what loom models.
+pub(crate) struct RecycleSlot<T>(Arc<std::sync::Mutex<Option<T>>>);
 
-impl RecycleSlot {
-    /// The memory left by an earlier block, if its teardown has finished (a block running
-    /// concurrently with another gets `None` and allocates its own).
-    pub(crate) fn take(&self) -> Option<RecycledMemory> {
+impl<T> Clone for RecycleSlot<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T> Default for RecycleSlot<T> {
+    fn default() -> Self {
+        Self(Arc::default())
+    }
+}
+
+impl<T> RecycleSlot<T> {
+    /// What an earlier block left, if its teardown has finished (a block running concurrently
+    /// with another gets `None` and allocates its own).
+    pub(crate) fn take(&self) -> Option<T> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
-    /// Puts back memory taken with [`take`](Self::take) (tests).
-    #[cfg(test)]
-    pub(crate) fn put(&self, memory: Option<RecycledMemory>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = memory;
+    /// Keeps `recycled` for the next block.
+    pub(crate) fn put(&self, recycled: Option<T>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = recycled;
     }
+}
 
+impl RecycleSlot<RecycledMemory> {
     /// Empties `memory` (which gave ids to `locations` locations) and keeps it for the next
     /// block, unless it is too large to keep.
     pub(crate) fn recycle(&self, memory: MvMemory, locations: usize) {
         if locations <= MAX_RECYCLED_LOCATIONS {
-            let emptied = memory.into_recycled(locations);
-            *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(emptied);
+            self.put(Some(memory.into_recycled(locations)));
         }
     }
 }
@@ -74,6 +89,7 @@ impl Retained {
             unpredicted_per_100_txs: AtomicUsize::new(0),
             teardowns: PendingTeardowns::default(),
             recycled: RecycleSlot::default(),
+            recycled_scheduler: RecycleSlot::default(),
         }
     }
 

@@ -13,7 +13,7 @@ use crate::evm::{BlockEvm, block_evm};
 use crate::mv_memory::Read;
 use crate::plan::BlockPlan;
 use crate::rules::Rules;
-use crate::scheduler::{Scheduler, Task};
+use crate::scheduler::{RecycledScheduler, Scheduler, Task};
 use crate::stats::WorkerCounts;
 use crate::sync::{AtomicBool, Mutex, Ordering, lock, panic_text};
 use crate::types::Version;
@@ -55,18 +55,20 @@ pub(super) struct Run<'a, S: DatabaseRef> {
 }
 
 impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
-    /// The shared state of a run of `block` over `context`, nothing executed yet.
+    /// The shared state of a run of `block` over `context`, nothing executed yet (its
+    /// scheduler on an earlier block's `recycled` state when there is one).
     pub(super) fn new(
         block: &'a Block,
         context: BlockContext<'a, S>,
         plan: &'a BlockPlan,
         rules: Rules<'a>,
+        recycled: Option<RecycledScheduler>,
     ) -> Self {
         let txs = block.txs.len();
         Self {
             block,
             context,
-            scheduler: Scheduler::new(txs),
+            scheduler: Scheduler::recycling(recycled, txs),
             plan,
             rules,
             slots: (0..txs)
