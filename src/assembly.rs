@@ -250,12 +250,13 @@ fn written_accounts(memory: &MvMemory, index: &LocationIndex) -> Vec<(Address, A
     let mut accounts = Vec::with_capacity(index.len());
     for id in ids {
         if let Location::Account(address) = index.location(id) {
-            let slots = match positions.is_empty() {
-                true => Vec::new(),
-                false => positions
+            let slots = if positions.is_empty() {
+                Vec::new()
+            } else {
+                positions
                     .remove(&address)
                     .map(|position| std::mem::take(&mut contracts[position].1))
-                    .unwrap_or_default(),
+                    .unwrap_or_default()
             };
             if !slots.is_empty() || memory.is_written(id) {
                 accounts.push((
@@ -362,34 +363,23 @@ impl<S: DatabaseRef> Shared<'_, S> {
                     let (address, locations) = &self.accounts[*position];
                     let header =
                         account_header(self.storage, self.memory, *address, locations.account)?;
-                    let mut slots = U256Map::with_capacity_and_hasher(
-                        locations.slots.len(),
-                        Default::default(),
-                    );
-                    let slot_ids = &locations.slots;
-                    slot_changes(
+                    let slots = slot_changes(
                         self.storage,
                         self.memory,
                         *address,
-                        slot_ids,
+                        &locations.slots,
                         header.wiped_at,
-                        &mut slots,
                     )?;
                     part.insert(*address, finish(header, slots));
                 }
                 Piece::Slots { split, range } => {
                     let (address, locations) = &self.accounts[self.split[*split]];
-                    let slot_ids = &locations.slots[range.clone()];
-                    let mut slots =
-                        U256Map::with_capacity_and_hasher(slot_ids.len(), Default::default());
-                    let wiped_at = self.headers[*split].wiped_at;
-                    slot_changes(
+                    let slots = slot_changes(
                         self.storage,
                         self.memory,
                         *address,
-                        slot_ids,
-                        wiped_at,
-                        &mut slots,
+                        &locations.slots[range.clone()],
+                        self.headers[*split].wiped_at,
                     )?;
                     part.slices.push((*split, slots));
                 }
@@ -436,17 +426,17 @@ fn account_header<S: DatabaseRef>(
     })
 }
 
-/// Adds the changed slots among `slots` (written slots of `address`, with their ids) to
-/// `changes`: after a wipe, the non-zero ones written since; otherwise those whose final
-/// value differs from the pre-block one.
+/// The changed slots among `slots` (written slots of `address`, with their ids): after a
+/// wipe, the non-zero ones written since; otherwise those whose final value differs from the
+/// pre-block one.
 fn slot_changes<S: DatabaseRef>(
     storage: &S,
     memory: &MvMemory,
     address: Address,
     slots: &[(U256, LocId)],
     wiped_at: Option<TxIdx>,
-    changes: &mut U256Map<SlotChange>,
-) -> Result<(), AssemblyError<S::Error>> {
+) -> Result<U256Map<SlotChange>, AssemblyError<S::Error>> {
+    let mut changes = U256Map::with_capacity_and_hasher(slots.len(), Default::default());
     for (key, id) in slots {
         let Some((writer, present)) = memory.final_storage(*id) else {
             continue;
@@ -476,7 +466,7 @@ fn slot_changes<S: DatabaseRef>(
             }
         }
     }
-    Ok(())
+    Ok(changes)
 }
 
 /// The account's outcome from its header and its changed slots.

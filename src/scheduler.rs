@@ -97,6 +97,7 @@ pub(crate) struct Scheduler {
 /// A finished block's per-transaction scheduler state, reset for the next block: every status
 /// ready for a first incarnation, every dependency list empty, the allocations kept (see
 /// [`Scheduler::into_recycled`]).
+#[derive(Default)]
 pub(crate) struct RecycledScheduler {
     status: Vec<CachePadded<AtomicU64>>,
     dependencies: Vec<CachePadded<Mutex<Vec<TxIdx>>>>,
@@ -116,10 +117,7 @@ impl Scheduler {
         let RecycledScheduler {
             mut status,
             mut dependencies,
-        } = recycled.unwrap_or(RecycledScheduler {
-            status: Vec::new(),
-            dependencies: Vec::new(),
-        });
+        } = recycled.unwrap_or_default();
         status.truncate(block_size);
         status.resize_with(block_size, || {
             CachePadded::new(AtomicU64::new(pack(0, Status::ReadyToExecute)))
