@@ -19,9 +19,13 @@
 //! - every worker returns: a deadlock is reported by loom, and a state where the block is not
 //!   done but no worker holds a task and the scheduler hands out nothing fails (see
 //!   [`Run::idle`]);
-//! - afterwards, each transaction is `Executed` at that incarnation and read exactly what the
-//!   sequential run reads, and the memory holds the sequential final state, with no ESTIMATE
-//!   left anywhere.
+//! - between tasks, workers advance the commit frontier as `parallel::Run::advance_frontier`
+//!   does (the commit lock, the committer's validation, the look again after release):
+//!   transactions commit in block order, each exactly once, and no incarnation of a committed
+//!   transaction is handed out afterwards;
+//! - afterwards, each transaction is `Committed` at that incarnation and read exactly what
+//!   the sequential run reads, the committed writes folded in commit order give the
+//!   sequential final state, and so does the memory, with no ESTIMATE left anywhere.
 //!
 //! Each model also asserts, over all its executions, that the paths it is meant to cover
 //! (suspension, refused dependency, abort, re-execution with and without new writes, ...)
@@ -94,9 +98,14 @@ enum Event {
     PlannedWait,
     /// A first incarnation ran at once: its planned predecessor had already finished.
     PlannedWaitRefused,
+    /// The committer's validation of the frontier's transaction failed (a stale incarnation
+    /// at the frontier), and it left it to the validation stream.
+    CommitRefused,
+    /// A worker found the commit lock held and went on.
+    CommitLockBusy,
 }
 
-const EVENTS: usize = 8;
+const EVENTS: usize = 10;
 
 /// How often each [`Event`] happened, over all executions of one model.
 #[derive(Default)]
@@ -124,6 +133,10 @@ struct Ghost {
     validated: BTreeSet<(TxIdx, Incarnation)>,
     /// Incarnations suspended by `add_dependency`.
     suspended: Vec<Version>,
+    /// Committed incarnations, in commit order.
+    committed: Vec<Version>,
+    /// The committed writes folded in commit order: per location, its last writer and value.
+    folded: BTreeMap<Loc, (TxIdx, u64)>,
     /// Whether some worker saw the block done.
     done_seen: bool,
 }
@@ -169,6 +182,7 @@ struct Slot {
     incarnation: Incarnation,
     reads: Vec<Read<'static>>,
     values: Vec<u64>,
+    writes: Vec<(Loc, u64)>,
 }
 
 /// One worker's idle state (see [`Run::idle`]).
@@ -224,8 +238,16 @@ impl Run {
                     self.event(false);
                     next
                 }
-                None if self.scheduler.done() => break,
                 None => {
+                    self.advance_frontier();
+                    if self.scheduler.done() {
+                        self.saw_done();
+                        if self.scheduler.all_committed() {
+                            break;
+                        }
+                        self.idle(&mut idle);
+                        continue;
+                    }
                     let next = self.scheduler.next_task();
                     match next {
                         Some(task) => {
@@ -238,14 +260,18 @@ impl Run {
                 }
             };
         }
-        {
-            let mut ghost = self.ghost();
-            if !ghost.done_seen {
-                ghost.done_seen = true;
-                ghost.assert_complete(self.txs.len());
-            }
-        }
         self.event(true);
+    }
+
+    /// The first worker to see the block done checks it is: every latest incarnation
+    /// executed and passed a validation (the stream's, or the committer's for a committed
+    /// transaction), and no suspension was lost. Commits may still be under way.
+    fn saw_done(&self) {
+        let mut ghost = self.ghost();
+        if !ghost.done_seen {
+            ghost.done_seen = true;
+            ghost.assert_complete(self.txs.len());
+        }
     }
 
     /// After an empty answer from `next_task`. A real worker spins; under loom a spinning
@@ -306,6 +332,10 @@ impl Run {
                 ghost.handed_out.insert((version.tx, version.incarnation)),
                 "{version:?} handed out for execution twice"
             );
+            assert!(
+                ghost.committed.len() <= version.tx as usize,
+                "{version:?} handed out after its transaction committed"
+            );
         }
     }
 
@@ -359,9 +389,10 @@ impl Run {
         } else {
             values.clone()
         };
-        let writes = (script.writes)(&inputs)
-            .into_iter()
-            .map(|(location, value)| (LocId(location), WriteValue::Storage(U256::from(value))))
+        let written = (script.writes)(&inputs);
+        let writes = written
+            .iter()
+            .map(|&(location, value)| (LocId(location), WriteValue::Storage(U256::from(value))))
             .collect();
         let wrote_new = self.memory.record(version.tx, version.incarnation, writes);
         if version.incarnation > 0 && wrote_new {
@@ -371,6 +402,7 @@ impl Run {
             incarnation: version.incarnation,
             reads,
             values,
+            writes: written,
         };
         self.ghost()
             .executed
@@ -387,6 +419,64 @@ impl Run {
             self.coverage.record(Event::ValidationOnly);
         }
         next
+    }
+
+    /// `parallel::Run::advance_frontier`: commits the frontier's transactions while they
+    /// are ready and pass the committer's validation, unless another worker holds the lock;
+    /// looks again after releasing it.
+    fn advance_frontier(&self) {
+        let mut refused = None;
+        while self
+            .scheduler
+            .frontier()
+            .is_some_and(|candidate| Some(candidate) != refused)
+        {
+            let Some(commit_lock) = self.scheduler.try_commit_lock() else {
+                self.coverage.record(Event::CommitLockBusy);
+                return;
+            };
+            while let Some(candidate) = self.scheduler.frontier() {
+                let slot = lock(&self.slots[candidate.tx as usize]);
+                if slot.incarnation != candidate.incarnation {
+                    refused = Some(candidate);
+                    break;
+                }
+                let stale =
+                    self.txs[candidate.tx as usize].stale_first && candidate.incarnation == 0;
+                // Recorded before the commit: once the status says `Committed`, the stream
+                // skips the transaction, and another worker may see the block done.
+                let committed = commit_lock.commit(candidate, || {
+                    let valid = self.memory.validate(candidate.tx, &slot.reads) && !stale;
+                    if valid {
+                        self.ghost()
+                            .validated
+                            .insert((candidate.tx, candidate.incarnation));
+                    }
+                    valid
+                });
+                if !committed {
+                    self.coverage.record(Event::CommitRefused);
+                    refused = Some(candidate);
+                    break;
+                }
+                let mut ghost = self.ghost();
+                assert!(
+                    ghost
+                        .validated
+                        .contains(&(candidate.tx, candidate.incarnation)),
+                    "{candidate:?} committed without passing a validation"
+                );
+                assert_eq!(
+                    ghost.committed.len(),
+                    candidate.tx as usize,
+                    "{candidate:?} committed out of block order"
+                );
+                ghost.committed.push(candidate);
+                for &(location, value) in &slot.writes {
+                    ghost.folded.insert(location, (candidate.tx, value));
+                }
+            }
+        }
     }
 
     fn validate(&self, version: Version) -> Option<Task> {
@@ -486,6 +576,8 @@ impl Model {
             Event::ValidatorReexecutes,
             Event::PlannedWait,
             Event::PlannedWaitRefused,
+            Event::CommitRefused,
+            Event::CommitLockBusy,
         ]
         .iter()
         .map(|event| format!("{event:?} {}", coverage.count(*event)))
@@ -537,8 +629,16 @@ fn run_once(
         let latest = ghost.latest(tx).expect("checked by assert_complete");
         assert_eq!(
             run.scheduler.status(tx),
-            (latest, Status::Executed),
+            (latest, Status::Committed),
             "tx {tx} status"
+        );
+        assert_eq!(
+            ghost.committed.get(tx as usize),
+            Some(&Version {
+                tx,
+                incarnation: latest
+            }),
+            "tx {tx}: committed incarnation"
         );
         let slot = lock(&run.slots[tx as usize]);
         assert_eq!(slot.incarnation, latest, "tx {tx}: slot incarnation");
@@ -547,6 +647,10 @@ fn run_once(
             "tx {tx} read other values than in the sequential run"
         );
     }
+    assert_eq!(
+        ghost.folded, expected.state,
+        "the committed writes, folded in order, differ from the sequential final state"
+    );
     for location in 0..LOCATIONS as Loc {
         let final_value = run.memory.final_storage(LocId(location));
         let sequential = expected
@@ -753,6 +857,8 @@ fn loom_scheduler_estimate_chain_two_threads() {
             Event::ReexecutionWroteNew,
             Event::ValidationOnly,
             Event::ValidatorReexecutes,
+            Event::CommitRefused,
+            Event::CommitLockBusy,
         ],
         mutation: Mutation::None,
         min_preemptions: 0,
@@ -855,6 +961,22 @@ fn loom_scheduler_mutation_silent_validation_decrease_is_caught() {
         covers: &[],
         mutation: Mutation::SilentValidationDecrease,
         min_preemptions: 3,
+    }
+    .check();
+}
+
+/// The checker catches a commit that ignores the committer's validation: tx1's stale first
+/// incarnation, at the frontier, commits although its validation fails.
+#[test]
+#[should_panic(expected = "committed without passing a validation")]
+fn loom_scheduler_mutation_commit_ignores_validation_is_caught() {
+    Model {
+        name: "scheduler_mutation_commit_ignores_validation",
+        txs: &SAME_WRITES,
+        threads: 2,
+        covers: &[],
+        mutation: Mutation::CommitIgnoresValidation,
+        min_preemptions: 0,
     }
     .check();
 }

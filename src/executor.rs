@@ -9,9 +9,10 @@ use crate::block::Block;
 use crate::error::BlockError;
 use crate::options::Options;
 use crate::output::BlockOutput;
+use crate::output::TxResult;
 use crate::parallel::{self, Retained};
 use crate::pool::{PoolError, PoolOptions, PoolPlan, WorkerPool};
-use crate::rules::{Rules, RunOutput};
+use crate::rules::{OnCommit, Rules, RunOutput};
 use crate::stats::ExecutionStats;
 
 /// Executes `block` on `storage` in parallel and returns exactly what
@@ -122,17 +123,59 @@ impl Executor {
     where
         S: DatabaseRef + Sync,
     {
-        self.run(storage, block, options, Rules::Block)
+        self.run(storage, block, options, Rules::Block, None)
             .map(|(output, stats)| (output.into_block_output(), stats))
     }
 
-    /// Runs `block` under `rules` (the block builder's rounds run under [`Rules::Build`]).
+    /// Executes `block` like [`Executor::execute_with_stats`], and hands each transaction's
+    /// result to `on_commit` as soon as it is final, in block order, while the rest of the
+    /// block still executes: `on_commit(index, result)` once per transaction, from the
+    /// worker that committed it (or the caller's thread on the sequential path). It runs
+    /// while that worker holds the commit frontier, so it should be short (send the result
+    /// on a channel, say). When the block fails, the transactions before the failing one
+    /// have been reported and the call returns the error.
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    /// use blockstm_cli::workloads::{WorkloadKind, WorkloadSpec};
+    /// use blockstm_evm::{Executor, Options, TxResult};
+    ///
+    /// let workload = WorkloadSpec::new(WorkloadKind::Erc20, 300).generate().unwrap();
+    /// let seen = Mutex::new(Vec::new());
+    /// let on_commit = |index: usize, result: &TxResult| {
+    ///     seen.lock().unwrap().push((index, result.cumulative_gas_used));
+    /// };
+    /// let (output, _) = Executor::global().execute_observed(
+    ///     &workload.storage, &workload.block, &Options::default(), &on_commit)?;
+    /// let seen = seen.into_inner().unwrap();
+    /// assert_eq!(seen.len(), output.results.len());
+    /// assert!(seen.iter().enumerate().all(|(position, (index, _))| position == *index));
+    /// assert_eq!(seen.last().map(|(_, gas)| *gas), Some(output.gas_used()));
+    /// # Ok::<(), blockstm_evm::BlockError>(())
+    /// ```
+    pub fn execute_observed<S>(
+        &self,
+        storage: &S,
+        block: &Block,
+        options: &Options,
+        on_commit: &(dyn Fn(usize, &TxResult) + Sync),
+    ) -> Result<(BlockOutput, ExecutionStats), BlockError>
+    where
+        S: DatabaseRef + Sync,
+    {
+        self.run(storage, block, options, Rules::Block, Some(on_commit))
+            .map(|(output, stats)| (output.into_block_output(), stats))
+    }
+
+    /// Runs `block` under `rules` (the block builder's rounds run under [`Rules::Build`]),
+    /// showing `on_commit` each included transaction's result as it commits.
     pub(crate) fn run<S>(
         &self,
         storage: &S,
         block: &Block,
         options: &Options,
         rules: Rules<'_>,
+        on_commit: Option<OnCommit<'_>>,
     ) -> Result<(RunOutput, ExecutionStats), BlockError>
     where
         S: DatabaseRef + Sync,
@@ -144,6 +187,7 @@ impl Executor {
             block,
             options,
             rules,
+            on_commit,
         )
     }
 

@@ -6,11 +6,12 @@
 //! (`plan`; a mostly dependent block is contained on the sequential path), set-up (location
 //! index and multi-version memory), execution (workers loop on the scheduler: execute an
 //! incarnation on revm over `VmDb`, publish its writes to `MvMemory`, validate others' reads;
-//! see [`worker`]), results in block order ([`results`]), state assembly (`assembly`, through
-//! the commit rules the sequential path uses, so the two agree once every read is validated),
-//! and teardown (deferred off the caller's path for large blocks).
+//! see [`worker`]; between tasks the workers commit transactions in block order, which fixes
+//! each one's result: [`commit`]), state assembly (`assembly`, through the commit rules the
+//! sequential path uses, so the two agree once every read is validated), and teardown
+//! (deferred off the caller's path for large blocks).
 
-mod results;
+mod commit;
 mod retained;
 mod teardown;
 mod worker;
@@ -28,10 +29,10 @@ use crate::mv_memory::{MvMemory, RecycledMemory};
 use crate::options::Options;
 use crate::plan::BlockPlan;
 use crate::pool::{BlockThreads, WorkerPool};
-use crate::rules::{Rules, RunOutput};
+use crate::rules::{OnCommit, Rules, RunOutput};
 use crate::scheduler::{RecycledScheduler, Scheduler};
 use crate::sequential::run_sequential;
-use crate::stats::ExecutionStats;
+use crate::stats::{ExecutionStats, WorkerCounts};
 use crate::sync::{Mutex, lock};
 use crate::vm::BlockContext;
 pub(crate) use retained::{RecycleSlot, Retained, WorkerState};
@@ -51,6 +52,7 @@ pub(crate) fn run<S>(
     block: &Block,
     options: &Options,
     rules: Rules<'_>,
+    on_commit: Option<OnCommit<'_>>,
 ) -> Result<(RunOutput, ExecutionStats), BlockError>
 where
     S: DatabaseRef + Sync,
@@ -59,7 +61,7 @@ where
     let txs = block.txs.len();
     let threads = options.threads().min(txs);
     if threads <= 1 || txs < options.sequential_threshold() {
-        return run_sequentially(storage, block, rules, ExecutionStats::default());
+        return run_sequentially(storage, block, rules, on_commit, ExecutionStats::default());
     }
     let mut plan = BlockPlan::new(&block.txs, block.env.beneficiary);
     let planning = started.elapsed();
@@ -72,7 +74,7 @@ where
             planning,
             ..ExecutionStats::default()
         };
-        return run_sequentially(storage, block, rules, stats);
+        return run_sequentially(storage, block, rules, on_commit, stats);
     }
     let delete_touched_empty = block.spec().is_enabled_in(SpecId::SPURIOUS_DRAGON);
     let (index, memory) = set_up(
@@ -92,7 +94,7 @@ where
         delete_touched_empty,
     };
     let recycled_scheduler = retained.recycled_scheduler.take();
-    let run = Run::new(block, context, &plan, rules, recycled_scheduler);
+    let run = Run::new(block, context, &plan, rules, on_commit, recycled_scheduler);
     let mut stats = ExecutionStats {
         workers: threads.threads(),
         critical_path: plan.critical_path(),
@@ -101,13 +103,30 @@ where
         ..ExecutionStats::default()
     };
     stats.execution = timed(|| execute(&run, &threads, &mut states))?;
-    lock(&run.counts).record_into(&mut stats);
+    let last_worker_start = WorkerCounts::record_into(&lock(&run.counts), &mut stats);
     retained.record_unpredicted(txs, index.unpredicted());
     let phase = Instant::now();
     let Run {
-        slots, scheduler, ..
+        scheduler, commits, ..
     } = run;
-    let (results, excluded) = results::results(slots, rules)?;
+    let log = commits
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(failure) = log.failure {
+        return Err(failure);
+    }
+    if !scheduler.all_committed() {
+        // An engine bug, reported like a worker's panic rather than as a short output.
+        let message = format!(
+            "the workers returned with {} of {txs} transactions committed",
+            scheduler.committed()
+        );
+        return Err(BlockError::WorkerPanicked { message });
+    }
+    stats.first_commit = log.first.map_or(Duration::ZERO, |first| first - started);
+    stats.commit_lag = log.mean_lag();
+    let last_commit = log.last;
+    let (results, excluded) = (log.results, log.excluded);
     stats.results = phase.elapsed();
     let phase = Instant::now();
     let (state, vanished) = assembly::state_changes(storage, &memory, &index, &threads)?;
@@ -135,6 +154,9 @@ where
         state,
         vanished,
     };
+    let returning = Instant::now();
+    stats.serial = last_worker_start.map_or(Duration::ZERO, |start| start - started)
+        + last_commit.map_or(Duration::ZERO, |last| returning - last);
     Ok((output, stats))
 }
 
@@ -143,10 +165,11 @@ fn run_sequentially<S: DatabaseRef>(
     storage: &S,
     block: &Block,
     rules: Rules<'_>,
+    on_commit: Option<OnCommit<'_>>,
     stats: ExecutionStats,
 ) -> Result<(RunOutput, ExecutionStats), BlockError> {
     let started = Instant::now();
-    let output = run_sequential(storage, block, rules)?;
+    let output = run_sequential(storage, block, rules, on_commit)?;
     let stats = ExecutionStats {
         sequential: true,
         workers: 1,

@@ -58,6 +58,11 @@ impl Rules<'_> {
     }
 }
 
+/// Called once per included transaction, in block order, as soon as its result is final:
+/// its position in the block and its result (see
+/// [`Executor::execute_observed`](crate::Executor::execute_observed)).
+pub(crate) type OnCommit<'a> = &'a (dyn Fn(usize, &TxResult) + Sync);
+
 /// What a run produced: the included transactions' results (cumulative gas counted over them
 /// alone), the excluded ones (always empty under [`Rules::Block`]) and the net state changes.
 #[derive(Debug, Default)]

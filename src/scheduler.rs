@@ -6,14 +6,22 @@
 //! Two ordered task streams share the workers: executions (`execution_idx`) and validations
 //! (`validation_idx`); either index is pulled back when work below it must be redone. Every
 //! transaction has one status word `(incarnation, ReadyToExecute | Executing | Executed |
-//! Aborting)`; transactions suspended on an aborted writer wait in that writer's dependency
-//! list and are released when it finishes its next incarnation.
+//! Aborting | Committed)`; transactions suspended on an aborted writer wait in that writer's
+//! dependency list and are released when it finishes its next incarnation.
+//!
+//! Beside the streams runs the commit frontier (`commit_idx`, Block-STM's rolling commit):
+//! the lowest uncommitted transaction commits once it is `Executed` and the committer's
+//! validation of its reads, made after every lower transaction committed (so against their
+//! final writes), passes. One worker at a time holds the [`CommitLock`] (a try-lock: the
+//! others go on with their tasks). `Committed` is final: no abort or re-execution leaves it.
 //!
 //! Invariants (model-checked with loom: `loom-tests/scheduler.rs`, run by `scripts/loom.sh`):
 //! - an incarnation is handed out for execution at most once;
 //! - the block is done exactly when both indices passed the end, no task is in flight, and
 //!   no index was pulled back in between (`decrease_cnt` detects the latter);
-//! - a transaction added to a dependency list is released exactly once.
+//! - a transaction added to a dependency list is released exactly once;
+//! - transactions commit in block order, each once, at an incarnation that is never
+//!   re-executed, and the frontier reaches the end of a done block.
 //!
 //! Under `cfg(loom)` a scheduler can be built with a `Mutation`: a deliberate protocol
 //! error that the model tests switch on to show that the checker catches it. The field and
@@ -34,25 +42,34 @@ pub(crate) enum Status {
     Executing = 1,
     Executed = 2,
     Aborting = 3,
+    /// Executed, validated against every lower transaction's final writes, and final.
+    Committed = 4,
 }
+
+/// Bits of a status word that hold the status; the incarnation sits above them.
+const STATUS_BITS: u32 = 3;
 
 impl Status {
     fn from_bits(bits: u64) -> Self {
-        match bits & 0b11 {
+        match bits & ((1 << STATUS_BITS) - 1) {
             0 => Self::ReadyToExecute,
             1 => Self::Executing,
             2 => Self::Executed,
-            _ => Self::Aborting,
+            3 => Self::Aborting,
+            _ => Self::Committed,
         }
     }
 }
 
 fn pack(incarnation: Incarnation, status: Status) -> u64 {
-    (u64::from(incarnation) << 2) | status as u64
+    (u64::from(incarnation) << STATUS_BITS) | status as u64
 }
 
 fn unpack(word: u64) -> (Incarnation, Status) {
-    ((word >> 2) as Incarnation, Status::from_bits(word))
+    (
+        (word >> STATUS_BITS) as Incarnation,
+        Status::from_bits(word),
+    )
 }
 
 /// Work handed to a worker.
@@ -78,6 +95,10 @@ pub(crate) enum Mutation {
     /// index back: a done check in between sees no task in flight and both indices past the
     /// end, while the transaction still awaits its validation.
     ReleaseBeforeDecrease,
+    /// The committer commits the transaction at the frontier even when the caller's
+    /// validation against the lower transactions' final writes fails: a stale incarnation
+    /// can commit.
+    CommitIgnoresValidation,
 }
 
 /// The scheduler of one block.
@@ -88,6 +109,10 @@ pub(crate) struct Scheduler {
     decrease_cnt: CachePadded<AtomicUsize>,
     num_active_tasks: CachePadded<AtomicUsize>,
     done_marker: CachePadded<AtomicBool>,
+    /// The commit frontier: transactions below it are committed.
+    commit_idx: CachePadded<AtomicUsize>,
+    /// Held by the one worker that advances the frontier (see [`CommitLock`]).
+    committing: CachePadded<AtomicBool>,
     status: Vec<CachePadded<AtomicU64>>,
     dependencies: Vec<CachePadded<Mutex<Vec<TxIdx>>>>,
     #[cfg(loom)]
@@ -131,6 +156,8 @@ impl Scheduler {
             decrease_cnt: CachePadded::new(AtomicUsize::new(0)),
             num_active_tasks: CachePadded::new(AtomicUsize::new(0)),
             done_marker: CachePadded::new(AtomicBool::new(block_size == 0)),
+            commit_idx: CachePadded::new(AtomicUsize::new(0)),
+            committing: CachePadded::new(AtomicBool::new(false)),
             status,
             dependencies,
             #[cfg(loom)]
@@ -275,7 +302,10 @@ impl Scheduler {
         let mut dependents = lock(&self.dependencies[blocking as usize]);
         // Checked under the lock that `finish_execution` takes after setting `Executed`, so a
         // dependency is either seen there or not added here: no lost wake-up.
-        let blocker_finished = self.status(blocking).1 == Status::Executed;
+        let blocker_finished = matches!(
+            self.status(blocking).1,
+            Status::Executed | Status::Committed
+        );
         #[cfg(loom)]
         let blocker_finished =
             blocker_finished && self.mutation != Mutation::SuspendOnFinishedBlocker;
@@ -388,6 +418,86 @@ impl Scheduler {
         }
         self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
         None
+    }
+
+    /// The commit frontier: how many transactions, from the first, are committed.
+    pub(crate) fn committed(&self) -> usize {
+        self.commit_idx.load(Ordering::SeqCst)
+    }
+
+    /// Whether every transaction is committed.
+    pub(crate) fn all_committed(&self) -> bool {
+        self.committed() >= self.block_size
+    }
+
+    /// The transaction at the frontier, when it is `Executed` (a candidate to commit).
+    pub(crate) fn frontier(&self) -> Option<Version> {
+        let tx = self.committed();
+        if tx >= self.block_size {
+            return None;
+        }
+        let (incarnation, status) = unpack(self.status[tx].load(Ordering::SeqCst));
+        (status == Status::Executed).then_some(Version {
+            tx: tx as TxIdx,
+            incarnation,
+        })
+    }
+
+    /// The right to advance the frontier, unless another worker holds it. A worker that
+    /// makes the frontier's transaction `Executed` while another holds the lock does not
+    /// wait: the holder checks [`frontier`](Self::frontier) again after releasing it (both
+    /// sides `SeqCst`: either the holder sees the new status, or the releasing store comes
+    /// first and the other worker's try succeeds).
+    pub(crate) fn try_commit_lock(&self) -> Option<CommitLock<'_>> {
+        self.committing
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()
+            .map(|_| CommitLock { scheduler: self })
+    }
+}
+
+/// Held by the worker that commits; released when dropped.
+pub(crate) struct CommitLock<'s> {
+    scheduler: &'s Scheduler,
+}
+
+impl CommitLock<'_> {
+    /// Commits `version`, the frontier's candidate, if `valid` (the caller's validation of
+    /// its reads, run here, after every lower transaction committed) says its reads are
+    /// final: `Executed(i)` -> `Committed(i)` and the frontier moves past it. `false` when
+    /// the reads are stale (the validation stream aborts it) or a validator aborted it
+    /// meanwhile.
+    pub(crate) fn commit(&self, version: Version, valid: impl FnOnce() -> bool) -> bool {
+        let scheduler = self.scheduler;
+        debug_assert_eq!(version.tx as usize, scheduler.committed());
+        #[cfg(loom)]
+        let valid = || valid() || scheduler.mutation == Mutation::CommitIgnoresValidation;
+        if !valid() {
+            return false;
+        }
+        // A validator may abort it between the validation and this CAS: one of them wins.
+        crate::stress::point();
+        let committed = scheduler.status[version.tx as usize]
+            .compare_exchange(
+                pack(version.incarnation, Status::Executed),
+                pack(version.incarnation, Status::Committed),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok();
+        if committed {
+            // Only the lock holder moves the frontier: a plain store.
+            scheduler
+                .commit_idx
+                .store(version.tx as usize + 1, Ordering::SeqCst);
+        }
+        committed
+    }
+}
+
+impl Drop for CommitLock<'_> {
+    fn drop(&mut self) {
+        self.scheduler.committing.store(false, Ordering::SeqCst);
     }
 }
 

@@ -9,7 +9,7 @@ use crate::block::Block;
 use crate::error::BlockError;
 use crate::evm::block_evm;
 use crate::output::{BlockOutput, TxResult};
-use crate::rules::{Exclusion, Rules, RunOutput};
+use crate::rules::{Exclusion, OnCommit, Rules, RunOutput};
 use crate::state_cache::StateCache;
 
 /// Executes `block` on `storage` one transaction after the other, as revm does.
@@ -29,15 +29,17 @@ pub fn execute_sequential<S>(storage: &S, block: &Block) -> Result<BlockOutput, 
 where
     S: DatabaseRef,
 {
-    run_sequential(storage, block, Rules::Block).map(RunOutput::into_block_output)
+    run_sequential(storage, block, Rules::Block, None).map(RunOutput::into_block_output)
 }
 
 /// Runs `block` one transaction after the other under `rules`: the sequential path of both
-/// [`execute_sequential`] and the block builder's rounds.
+/// [`execute_sequential`] and the block builder's rounds. `on_commit` sees each included
+/// transaction's result as soon as it is committed.
 pub(crate) fn run_sequential<S>(
     storage: &S,
     block: &Block,
     rules: Rules<'_>,
+    on_commit: Option<OnCommit<'_>>,
 ) -> Result<RunOutput, BlockError>
 where
     S: DatabaseRef,
@@ -70,10 +72,14 @@ where
             .commit_tx(executed.state)
             .map_err(|error| BlockError::storage(index, error))?;
         cumulative_gas_used += executed.result.tx_gas_used();
-        results.push(TxResult {
+        let result = TxResult {
             result: executed.result,
             cumulative_gas_used,
-        });
+        };
+        if let Some(on_commit) = on_commit {
+            on_commit(index, &result);
+        }
+        results.push(result);
     }
     let (state, vanished) = evm.ctx.journaled_state.database.into_changes();
     Ok(RunOutput {

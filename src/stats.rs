@@ -4,7 +4,7 @@
 //! Workers count in local variables and add their counts once, when they finish the block;
 //! phases are timed by the calling thread (a handful of clock reads per block).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Statistics of one block's execution.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -42,7 +42,8 @@ pub struct ExecutionStats {
     pub setup: Duration,
     /// From handing the block to the workers until the last one finished.
     pub execution: Duration,
-    /// Collecting the per-transaction results in block order.
+    /// After execution, handing over the results that the commits collected in block order
+    /// (each transaction's result is fixed when it commits, during execution).
     pub results: Duration,
     /// Reading the block's state changes out of multi-version memory.
     pub assembly: Duration,
@@ -51,6 +52,17 @@ pub struct ExecutionStats {
     pub teardown: Duration,
     /// Whether the teardown was left to an idle pool worker or a background thread.
     pub teardown_deferred: bool,
+    /// Transactions each worker committed (workers in the order they finished). Commits
+    /// happen between tasks, on whichever worker finds the frontier's transaction ready.
+    pub commits_per_worker: Vec<u64>,
+    /// From the call until the first transaction committed.
+    pub first_commit: Duration,
+    /// How far the commit frontier trails execution: the mean time from the end of a
+    /// committed incarnation to its commit.
+    pub commit_lag: Duration,
+    /// Wall time in which not every worker could work: from the call until the last worker
+    /// took its first task, plus from the last commit until the call returned.
+    pub serial: Duration,
 }
 
 impl ExecutionStats {
@@ -66,7 +78,7 @@ impl ExecutionStats {
     }
 }
 
-/// What one worker counted; added into the block's total when the worker finishes.
+/// What one worker counted; handed in when the worker finishes the block.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct WorkerCounts {
     pub(crate) incarnations: u64,
@@ -74,24 +86,26 @@ pub(crate) struct WorkerCounts {
     pub(crate) planned_waits: u64,
     pub(crate) validations: u64,
     pub(crate) aborts: u64,
+    pub(crate) commits: u64,
+    /// When the worker took its first task.
+    pub(crate) first_task: Option<Instant>,
 }
 
 impl WorkerCounts {
-    /// Adds `other` into `self`.
-    pub(crate) fn add(&mut self, other: &WorkerCounts) {
-        self.incarnations += other.incarnations;
-        self.suspensions += other.suspensions;
-        self.planned_waits += other.planned_waits;
-        self.validations += other.validations;
-        self.aborts += other.aborts;
-    }
-
-    /// Copies the block's total counts into `stats`.
-    pub(crate) fn record_into(&self, stats: &mut ExecutionStats) {
-        stats.incarnations = self.incarnations;
-        stats.suspensions = self.suspensions;
-        stats.planned_waits = self.planned_waits;
-        stats.validations = self.validations;
-        stats.aborts = self.aborts;
+    /// Copies the block's total counts over `workers` into `stats`; returns when the last
+    /// worker to start took its first task.
+    pub(crate) fn record_into(
+        workers: &[WorkerCounts],
+        stats: &mut ExecutionStats,
+    ) -> Option<Instant> {
+        for counts in workers {
+            stats.incarnations += counts.incarnations;
+            stats.suspensions += counts.suspensions;
+            stats.planned_waits += counts.planned_waits;
+            stats.validations += counts.validations;
+            stats.aborts += counts.aborts;
+        }
+        stats.commits_per_worker = workers.iter().map(|counts| counts.commits).collect();
+        workers.iter().filter_map(|counts| counts.first_task).max()
     }
 }

@@ -28,7 +28,7 @@ proptest! {
             match (&expected, &actual) {
                 (Ok(expected), Ok(actual)) => prop_assert!(expected == actual, "{} threads:\nsequential {:#?}\nparallel {:#?}", threads, expected, actual),
                 (Err(expected), Err(actual)) => {
-                    prop_assert_eq!(expected.index(), actual.index());
+                    prop_assert_eq!(expected.index(), actual.index(), "{} / {}", expected, actual);
                     prop_assert_eq!(expected.to_string(), actual.to_string());
                 }
                 _ => prop_assert!(false, "{} threads: sequential {:?}, parallel {:?}", threads, expected, actual),

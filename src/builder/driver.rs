@@ -121,7 +121,7 @@ impl<S: BuilderStorage> Driver<S> {
                     drop_if_reverted: &drop_if_reverted,
                 };
                 let (run, run_stats) = executor
-                    .run(&overlay, &block, &execution, rules)
+                    .run(&overlay, &block, &execution, rules, None)
                     .map_err(|error| error.with_index(|position| numbers[position]))?;
                 if !run_stats.sequential {
                     stats.parallel_rounds += 1;

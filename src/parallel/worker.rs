@@ -1,7 +1,9 @@
 //! One block's shared run state ([`Run`]) and a worker's task loop over it: execute an
-//! incarnation, validate one, until the scheduler says the block is done.
+//! incarnation, validate one, and between tasks advance the commit frontier, until the
+//! scheduler says the block is done and every transaction is committed.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
 
 use bumpalo::Bump;
 use crossbeam_utils::{Backoff, CachePadded};
@@ -12,27 +14,33 @@ use crate::block::Block;
 use crate::evm::{BlockEvm, block_evm};
 use crate::mv_memory::Read;
 use crate::plan::BlockPlan;
-use crate::rules::Rules;
-use crate::scheduler::{RecycledScheduler, Scheduler, Task};
+use crate::rules::{OnCommit, Rules};
+use crate::scheduler::{CommitLock, RecycledScheduler, Scheduler, Task};
 use crate::stats::WorkerCounts;
 use crate::sync::{AtomicBool, Mutex, Ordering, lock, panic_text};
-use crate::types::Version;
+use crate::types::{Incarnation, Version};
 use crate::vm::{
     BlockContext, ExecutedTx, IncarnationOutcome, VmBuffers, VmDb, execute_incarnation,
 };
 
-/// The last incarnation of one transaction: what it read (in its worker's arena) and what
-/// it produced.
+use super::commit::CommitLog;
+
+/// The last incarnation of one transaction: which one, what it read (in its worker's arena),
+/// what it produced (taken when it commits) and when it finished.
 pub(super) struct TxSlot<'a, E> {
+    pub(super) incarnation: Incarnation,
     pub(super) reads: &'a [Read<'a>],
     pub(super) output: Option<Result<ExecutedTx, EVMError<E, InvalidTransaction>>>,
+    pub(super) finished: Option<Instant>,
 }
 
 impl<E> Default for TxSlot<'_, E> {
     fn default() -> Self {
         Self {
+            incarnation: 0,
             reads: &[],
             output: None,
+            finished: None,
         }
     }
 }
@@ -46,12 +54,17 @@ pub(super) struct Run<'a, S: DatabaseRef> {
     pub(super) plan: &'a BlockPlan,
     /// What an excluded transaction writes (nothing) and which reverted ones are excluded.
     pub(super) rules: Rules<'a>,
+    /// Sees each included transaction's result as it commits.
+    pub(super) on_commit: Option<OnCommit<'a>>,
     pub(super) slots: Vec<CachePadded<Mutex<TxSlot<'a, S::Error>>>>,
-    /// Set when a worker panicked: everyone stops, the block fails.
+    /// The committed prefix; locked by the holder of the scheduler's commit lock only.
+    pub(super) commits: Mutex<CommitLog>,
+    /// Set when a worker panicked or a committed transaction fails the block: everyone
+    /// stops.
     pub(super) abandoned: AtomicBool,
     pub(super) panic: Mutex<Option<String>>,
-    /// The workers' counts, each added once when the worker finishes.
-    pub(super) counts: Mutex<WorkerCounts>,
+    /// The workers' counts, each handed in once when the worker finishes.
+    pub(super) counts: Mutex<Vec<WorkerCounts>>,
 }
 
 impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
@@ -62,6 +75,7 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         context: BlockContext<'a, S>,
         plan: &'a BlockPlan,
         rules: Rules<'a>,
+        on_commit: Option<OnCommit<'a>>,
         recycled: Option<RecycledScheduler>,
     ) -> Self {
         let txs = block.txs.len();
@@ -71,12 +85,14 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
             scheduler: Scheduler::recycling(recycled, txs),
             plan,
             rules,
+            on_commit,
             slots: (0..txs)
                 .map(|_| CachePadded::new(Mutex::new(TxSlot::default())))
                 .collect(),
+            commits: Mutex::new(CommitLog::new(txs)),
             abandoned: AtomicBool::new(false),
             panic: Mutex::new(None),
-            counts: Mutex::new(WorkerCounts::default()),
+            counts: Mutex::new(Vec::new()),
         }
     }
 
@@ -86,7 +102,7 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut counts = WorkerCounts::default();
             self.work_loop(arena, buffers, &mut counts);
-            lock(&self.counts).add(&counts);
+            lock(&self.counts).push(counts);
         }));
         if let Err(payload) = outcome {
             lock(&self.panic).get_or_insert_with(|| panic_text(payload.as_ref()));
@@ -116,12 +132,23 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
                     let _pinned = crossbeam_epoch::pin();
                     self.validate(version, counts)
                 }
-                None if self.scheduler.done() => break,
                 None => {
+                    // Between tasks: the task just finished may have made the frontier's
+                    // transaction committable.
+                    self.advance_frontier(counts);
+                    if self.scheduler.done() {
+                        if self.scheduler.all_committed() {
+                            break;
+                        }
+                        // Another worker holds the commit lock and commits the rest.
+                        backoff.snooze();
+                        continue;
+                    }
                     crate::stress::point();
                     let next = self.scheduler.next_task();
                     if next.is_some() {
                         backoff.reset();
+                        counts.first_task.get_or_insert_with(Instant::now);
                     } else {
                         backoff.snooze();
                     }
@@ -183,13 +210,102 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
                 crate::stress::point();
                 {
                     let mut slot = lock(&self.slots[version.tx as usize]);
+                    slot.incarnation = version.incarnation;
                     slot.reads = reads;
                     slot.output = Some(output);
+                    slot.finished = Some(Instant::now());
                 }
                 crate::stress::point();
                 self.scheduler.finish_execution(version, wrote_new)
             }
         }
+    }
+
+    /// Commits transactions at the frontier for as long as they are ready, unless another
+    /// worker holds the commit lock. After releasing the lock, looks again: a transaction
+    /// made ready meanwhile by a worker whose try failed would otherwise wait for the next
+    /// task's end.
+    fn advance_frontier(&self, counts: &mut WorkerCounts) {
+        // The candidate whose validation failed: the validation stream aborts it; until it
+        // is re-executed there is nothing to commit.
+        let mut refused = None;
+        while self
+            .scheduler
+            .frontier()
+            .is_some_and(|candidate| Some(candidate) != refused)
+        {
+            let Some(commit_lock) = self.scheduler.try_commit_lock() else {
+                return;
+            };
+            let _pinned = crossbeam_epoch::pin();
+            let mut log = lock(&self.commits);
+            if log.failure.is_some() {
+                // The block failed at a lower transaction: nothing after it commits.
+                return;
+            }
+            let now = Instant::now();
+            while let Some(candidate) = self.scheduler.frontier() {
+                if !self.commit(&commit_lock, candidate, &mut log, now, counts) {
+                    refused = Some(candidate);
+                    break;
+                }
+                counts.commits += 1;
+                if log.failure.is_some() {
+                    self.abandoned.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        }
+        // A done block whose frontier stops short would never finish: every transaction's
+        // last incarnation passed a validation after every lower one's last write, so the
+        // committer's own validation cannot fail.
+        if self.scheduler.done() && !self.scheduler.all_committed() {
+            assert!(
+                refused.is_none_or(|version| self.scheduler.frontier() != Some(version)),
+                "the block is done but transaction {:?} fails its commit validation",
+                refused
+            );
+        }
+    }
+
+    /// Validates `candidate`'s reads (every lower transaction is committed: against their
+    /// final writes) and commits it; its output goes into `log`.
+    fn commit(
+        &self,
+        commit_lock: &CommitLock<'_>,
+        candidate: Version,
+        log: &mut CommitLog,
+        now: Instant,
+        counts: &mut WorkerCounts,
+    ) -> bool {
+        let mut slot = lock(&self.slots[candidate.tx as usize]);
+        // The slot is written before the status says `Executed` at its incarnation, and no
+        // newer incarnation can store into it while this lock is held.
+        if slot.incarnation != candidate.incarnation {
+            return false;
+        }
+        let reads = slot.reads;
+        let committed = commit_lock.commit(candidate, || {
+            counts.validations += 1;
+            self.context.memory.validate(candidate.tx, reads)
+        });
+        if !committed {
+            return false;
+        }
+        let output = slot
+            .output
+            .take()
+            .expect("an executed transaction stored its output");
+        let finished = slot.finished.unwrap_or(now);
+        drop(slot);
+        let index = candidate.tx as usize;
+        let included = log.add(index, output, self.rules, finished, now);
+        if let (true, Some(on_commit), Some(result)) =
+            (included, self.on_commit, log.results.last())
+        {
+            on_commit(index, result);
+        }
+        true
     }
 
     /// Validates one incarnation's reads; aborts it (its writes become estimates) if one

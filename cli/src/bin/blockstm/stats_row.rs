@@ -25,6 +25,11 @@ pub struct StatsRow {
     assembly_ms: f64,
     teardown_ms: f64,
     teardown_deferred: bool,
+    /// Transactions each worker committed.
+    commits_per_worker: Vec<u64>,
+    first_commit_ms: f64,
+    commit_lag_ms: f64,
+    serial_ms: f64,
 }
 
 impl StatsRow {
@@ -48,6 +53,10 @@ impl StatsRow {
             assembly_ms: ms(stats.assembly),
             teardown_ms: ms(stats.teardown),
             teardown_deferred: stats.teardown_deferred,
+            commits_per_worker: stats.commits_per_worker.clone(),
+            first_commit_ms: ms(stats.first_commit),
+            commit_lag_ms: ms(stats.commit_lag),
+            serial_ms: ms(stats.serial),
         }
     }
 
@@ -56,7 +65,8 @@ impl StatsRow {
         println!(
             "         stats: {} incarnations, {} suspensions ({} planned), {} validations, \
              {} aborts, critical path {}; planning {:.2} ms, set-up {:.2} ms, execution {:.2} ms, results {:.2} \
-             ms, assembly {:.2} ms, teardown {:.2} ms{}",
+             ms, assembly {:.2} ms, teardown {:.2} ms{}; serial {:.2} ms, first commit at {:.2} ms, \
+             commit lag {:.3} ms, commits per worker {:?}",
             self.incarnations,
             self.suspensions,
             self.planned_waits,
@@ -78,6 +88,10 @@ impl StatsRow {
             } else {
                 ""
             },
+            self.serial_ms,
+            self.first_commit_ms,
+            self.commit_lag_ms,
+            self.commits_per_worker,
         );
     }
 }

@@ -1,0 +1,89 @@
+//! The committed prefix of a block: each transaction's result, fixed when the commit
+//! frontier passes it, in block order, with cumulative gas (or the error that fails the
+//! block). Only the worker holding the scheduler's commit lock appends to it.
+
+use std::time::{Duration, Instant};
+
+use revm::context::result::{EVMError, InvalidTransaction};
+
+use crate::error::BlockError;
+use crate::output::TxResult;
+use crate::rules::{Exclusion, Rules};
+use crate::vm::ExecutedTx;
+
+/// What the commits of one block produced so far.
+pub(super) struct CommitLog {
+    /// Included transactions' results, in block order.
+    pub(super) results: Vec<TxResult>,
+    /// Excluded transactions, in block order, with why.
+    pub(super) excluded: Vec<(usize, Exclusion)>,
+    cumulative_gas_used: u64,
+    /// The committed transaction that fails the block (under [`Rules::Block`], an invalid
+    /// one; under any rules, a storage error): the lowest one, since commits are in order.
+    pub(super) failure: Option<BlockError>,
+    /// When the first and the last transaction committed.
+    pub(super) first: Option<Instant>,
+    pub(super) last: Option<Instant>,
+    /// Summed over commits: from the end of the committed incarnation to its commit.
+    pub(super) lag: Duration,
+    pub(super) commits: usize,
+}
+
+impl CommitLog {
+    /// An empty log for a block of `txs` transactions.
+    pub(super) fn new(txs: usize) -> Self {
+        Self {
+            results: Vec::with_capacity(txs),
+            excluded: Vec::new(),
+            cumulative_gas_used: 0,
+            failure: None,
+            first: None,
+            last: None,
+            lag: Duration::ZERO,
+            commits: 0,
+        }
+    }
+
+    /// Adds transaction `index`'s committed output, which its incarnation produced at
+    /// `finished` (committed at `now`). Returns whether it is included (its result is the
+    /// last of `results`); when it fails the block, `failure` says so.
+    pub(super) fn add<E: std::error::Error + Send + Sync + 'static>(
+        &mut self,
+        index: usize,
+        output: Result<ExecutedTx, EVMError<E, InvalidTransaction>>,
+        rules: Rules<'_>,
+        finished: Instant,
+        now: Instant,
+    ) -> bool {
+        self.first.get_or_insert(now);
+        self.last = Some(now);
+        self.lag += now.saturating_duration_since(finished);
+        self.commits += 1;
+        let result = match output {
+            Ok(result) if !result.is_success() && rules.drops_reverted(index) => {
+                self.excluded.push((index, Exclusion::Reverted(result)));
+                return false;
+            }
+            Ok(result) => result,
+            Err(EVMError::Transaction(reason)) if rules.excludes_invalid() => {
+                self.excluded.push((index, Exclusion::Invalid(reason)));
+                return false;
+            }
+            Err(error) => {
+                self.failure = Some(BlockError::from_evm(index, error));
+                return false;
+            }
+        };
+        self.cumulative_gas_used += result.tx_gas_used();
+        self.results.push(TxResult {
+            result,
+            cumulative_gas_used: self.cumulative_gas_used,
+        });
+        true
+    }
+
+    /// The mean time from a committed incarnation's end to its commit.
+    pub(super) fn mean_lag(&self) -> Duration {
+        self.lag / self.commits.max(1) as u32
+    }
+}
