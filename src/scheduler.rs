@@ -621,6 +621,65 @@ mod tests {
     }
 
     #[test]
+    fn transactions_commit_in_order_once_each_and_stay_committed() {
+        let scheduler = Scheduler::new(3);
+        assert_eq!(scheduler.frontier(), None, "nothing executed yet");
+        assert_eq!(next(&scheduler), Task::Execute(v(0, 0)));
+        assert_eq!(next(&scheduler), Task::Execute(v(1, 0)));
+        scheduler.finish_execution(v(1, 0), true);
+        assert_eq!(scheduler.frontier(), None, "tx 1 waits for tx 0");
+        scheduler.finish_execution(v(0, 0), true);
+        assert_eq!(scheduler.frontier(), Some(v(0, 0)));
+        let lock = scheduler.try_commit_lock().expect("free");
+        assert!(
+            scheduler.try_commit_lock().is_none(),
+            "one committer at a time"
+        );
+        assert!(
+            !lock.commit(v(0, 0), || false),
+            "a failed validation does not commit"
+        );
+        assert_eq!(scheduler.committed(), 0);
+        assert!(lock.commit(v(0, 0), || true));
+        assert_eq!(scheduler.committed(), 1);
+        assert_eq!(scheduler.status(0), (0, Status::Committed));
+        assert!(
+            !scheduler.try_validation_abort(v(0, 0)),
+            "a committed transaction cannot be aborted"
+        );
+        // A validator aborts tx 1 before the committer gets to it: the commit is refused.
+        assert_eq!(scheduler.frontier(), Some(v(1, 0)));
+        assert_eq!(next(&scheduler), Task::Validate(v(1, 0)), "tx 0 is skipped");
+        assert!(scheduler.try_validation_abort(v(1, 0)));
+        assert!(!lock.commit(v(1, 0), || true));
+        assert_eq!(scheduler.frontier(), None, "aborted: not a candidate");
+        drop(lock);
+        let mut task = scheduler.finish_validation(v(1, 0), true);
+        while let Some(running) = task {
+            task = match running {
+                Task::Execute(version) => scheduler.finish_execution(version, false),
+                Task::Validate(version) => scheduler.finish_validation(version, false),
+            };
+        }
+        assert!(scheduler.try_commit_lock().is_some(), "released on drop");
+        // A transaction waiting for a committed one is told to run at once.
+        assert!(!scheduler.add_dependency(2, 0));
+        let log = drive(&scheduler, |_| false);
+        assert!(
+            log.iter()
+                .all(|task| !matches!(task, Task::Execute(x) | Task::Validate(x) if x.tx == 0)),
+            "nothing runs for a committed transaction: {log:?}"
+        );
+        while let Some(candidate) = scheduler.frontier() {
+            let lock = scheduler.try_commit_lock().expect("free");
+            assert!(lock.commit(candidate, || true));
+        }
+        assert!(scheduler.all_committed());
+        assert_eq!(scheduler.status(1), (1, Status::Committed));
+        assert_eq!(scheduler.status(2), (0, Status::Committed));
+    }
+
+    #[test]
     fn a_recycled_scheduler_starts_like_a_new_one() {
         let scheduler = Scheduler::new(3);
         assert_eq!(next(&scheduler), Task::Execute(v(0, 0)));
