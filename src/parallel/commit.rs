@@ -26,7 +26,6 @@ pub(super) struct CommitLog {
     pub(super) last: Option<Instant>,
     /// Summed over commits: from the end of the committed incarnation to its commit.
     pub(super) lag: Duration,
-    pub(super) commits: usize,
 }
 
 impl CommitLog {
@@ -40,7 +39,6 @@ impl CommitLog {
             first: None,
             last: None,
             lag: Duration::ZERO,
-            commits: 0,
         }
     }
 
@@ -58,7 +56,6 @@ impl CommitLog {
         self.first.get_or_insert(now);
         self.last = Some(now);
         self.lag += now.saturating_duration_since(finished);
-        self.commits += 1;
         let result = match output {
             Ok(result) if !result.is_success() && rules.drops_reverted(index) => {
                 self.excluded.push((index, Exclusion::Reverted(result)));
@@ -84,6 +81,9 @@ impl CommitLog {
 
     /// The mean time from a committed incarnation's end to its commit.
     pub(super) fn mean_lag(&self) -> Duration {
-        self.lag / self.commits.max(1) as u32
+        // Every commit added one entry: a result, an exclusion or the failure.
+        let commits =
+            self.results.len() + self.excluded.len() + usize::from(self.failure.is_some());
+        self.lag / commits.max(1) as u32
     }
 }
