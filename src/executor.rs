@@ -285,9 +285,9 @@ mod tests {
     }
 
     #[test]
-    fn a_contracts_slots_assembled_in_ranges_match_sequential_also_after_a_wipe() {
-        // 64 calls write 768 slots of one contract: more than one assembly participant's
-        // share, so its slots are assembled in ranges by both workers (see `assembly`).
+    fn many_slots_of_one_contract_match_sequential_also_after_a_wipe() {
+        // 64 calls write 768 slots of one contract, committed by both workers; once with the
+        // contract created by the first call (a wipe: every slot starts at zero).
         let executor = two_workers();
         run_forced_and_compare(&executor, test_blocks::slot_writers(64));
         let (storage, block) = test_blocks::created_slot_writers(64);

@@ -25,7 +25,6 @@
 
 #[cfg(feature = "alloy-evm")]
 pub mod alloy_evm;
-mod assembly;
 pub mod block;
 pub mod builder;
 pub mod error;

@@ -110,8 +110,8 @@ pub(crate) struct LocationIndex {
     ids: IdTable,
     next: AtomicUsize,
     /// Each id's location from `predicted.len()` on, set by the thread that gave the id before
-    /// the id is published in the table: the table compares locations here, and output
-    /// assembly walks ids in order.
+    /// the id is published in the table: the table compares locations here, and the commit
+    /// fold reads the location of each id a transaction wrote.
     locations: SegmentedVec<OnceLock<Location>>,
 }
 
@@ -175,13 +175,25 @@ impl LocationIndex {
         }
     }
 
+    /// The id of `location`, if it has one (never gives one).
+    pub(crate) fn find(&self, location: Location) -> Option<LocId> {
+        if let Location::Account(address) = &location
+            && let Some(id) = self.predicted.id(address)
+        {
+            return Some(id);
+        }
+        let unpredicted = |id: LocId| self.locations.get(id.index() - self.predicted.len());
+        let is_location = |id: LocId| unpredicted(id).get() == Some(&location);
+        self.ids.find(self.ids.hash(&location), is_location)
+    }
+
     /// Number of ids given so far. Once the block's workers are joined, every id below it
     /// has its location (see [`Self::location`]).
     pub(crate) fn len(&self) -> usize {
         self.next.load(Ordering::Relaxed)
     }
 
-    /// The location of `id`, an id this index gave (for output assembly, after execution).
+    /// The location of `id`, an id this index gave (for the commit fold).
     pub(crate) fn location(&self, id: LocId) -> Location {
         match self.predicted.addresses.get(id.index()) {
             Some(address) => Location::Account(*address),
@@ -226,9 +238,15 @@ mod tests {
         assert_eq!(index.id(Location::Account(a)), LocId(1));
         assert_eq!(index.id(Location::Account(b)), LocId(2));
         let slot = Location::Storage(a, U256::from(7));
+        assert_eq!(index.find(slot), None, "find gives no id");
+        assert_eq!(index.len(), 3);
         assert_eq!(index.id(slot), LocId(3));
         assert_eq!(index.id(slot), LocId(3), "ids are stable");
         assert_eq!(index.len(), 4);
+        assert_eq!(index.find(slot), Some(LocId(3)));
+        assert_eq!(index.find(Location::Account(b)), Some(LocId(2)));
+        assert_eq!(index.find(Location::Account(Address::repeat_byte(5))), None);
+        assert_eq!(index.find(Location::Storage(a, U256::from(8))), None);
     }
 
     #[test]
@@ -256,7 +274,7 @@ mod tests {
             LocationIndex::BENEFICIARY
         );
         // An account met during execution gets the next id after the predicted ones, and
-        // its location is recorded for assembly.
+        // its location is recorded for the commit fold.
         let other = Address::repeat_byte(3);
         assert_eq!(index.id(Location::Account(other)), LocId(3));
         assert_eq!(index.location(LocId(3)), Location::Account(other));

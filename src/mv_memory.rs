@@ -28,7 +28,10 @@
 //!   re-check of its read set ([`MvMemory::validate`]); called by the VM (`vm`) and validators.
 //! - `record`: publishing an incarnation's writes ([`MvMemory::record`]) and an aborted one's
 //!   estimates ([`MvMemory::mark_estimates`]): the entry publication protocol.
-//! - `final_values`: the last value at each location, for output assembly (`assembly`).
+//! - `committed`: a committed transaction's write set, read back for the commit frontier's
+//!   fold of the block's state (`parallel::fold`).
+//! - `final_values` (tests only): the last value at each location once every transaction is
+//!   final, the oracle of the representation tests.
 //! - `credit`: lazy credits and the rule that resolves them, shared by the two above.
 //! - `fee_lane`: the beneficiary's fees in a dense per-transaction lane, and the merge of the
 //!   lane with the cell's versions, to which reads, writes and final values at the fee location
@@ -49,8 +52,10 @@ use crate::segmented_vec::SegmentedVec;
 use crate::sync::{AtomicU32, Mutex, lock};
 use crate::types::{Incarnation, LocId, TxIdx, Version};
 
+mod committed;
 mod credit;
 mod fee_lane;
+#[cfg(test)]
 mod final_values;
 mod loom_hooks;
 mod read;

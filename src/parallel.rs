@@ -7,11 +7,13 @@
 //! index and multi-version memory), execution (workers loop on the scheduler: execute an
 //! incarnation on revm over `VmDb`, publish its writes to `MvMemory`, validate others' reads;
 //! see [`worker`]; between tasks the workers commit transactions in block order, which fixes
-//! each one's result: [`commit`]), state assembly (`assembly`, through the commit rules the
-//! sequential path uses, so the two agree once every read is validated), and teardown
-//! (deferred off the caller's path for large blocks).
+//! each one's result ([`commit`]) and folds its writes into the block's state ([`fold`],
+//! with the sequential path's rules)), settling the folded state into the output (dropping
+//! what ended where it began), and teardown (deferred off the caller's path for large
+//! blocks).
 
 mod commit;
+mod fold;
 mod retained;
 mod teardown;
 mod worker;
@@ -21,7 +23,6 @@ use std::time::{Duration, Instant};
 use revm::database_interface::DatabaseRef;
 use revm::primitives::hardfork::SpecId;
 
-use crate::assembly;
 use crate::block::Block;
 use crate::error::BlockError;
 use crate::location::LocationIndex;
@@ -129,7 +130,7 @@ where
     let (results, excluded) = (log.results, log.excluded);
     stats.results = phase.elapsed();
     let phase = Instant::now();
-    let (state, vanished) = assembly::state_changes(storage, &memory, &index, &threads)?;
+    let (state, vanished) = log.state.into_changes();
     stats.assembly = phase.elapsed();
     let unkept = retained.return_worker_states(states);
     let leftovers = Leftovers {

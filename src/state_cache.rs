@@ -5,8 +5,9 @@
 //! The sequential reference executes against it directly. [`AccountCommit`] is the single
 //! definition of how one transaction's revm state diff becomes block state (self-destruct,
 //! creation, EIP-161 deletion of touched empty accounts): the parallel engine's write sets
-//! (`vm`) apply the same rules, and its assembly (`assembly`) reads the result with the same
-//! notion of "changed" as [`StateCache::into_changes`].
+//! (`vm`) apply the same rules, and its commit frontier folds them into the same output form
+//! (`parallel::fold`, through [`loaded`] and [`wipe_storage`]) and settles it with the same
+//! [`net_changes`].
 
 use revm::bytecode::Bytecode;
 use revm::database_interface::{Database, DatabaseRef};
@@ -77,7 +78,8 @@ pub(crate) fn credit_in_state_diff(account: &mut Account, fee: U256) {
 /// every cached slot's `original` is zero.
 type CachedAccount = AccountChange;
 
-fn loaded(info: Option<AccountInfo>) -> CachedAccount {
+/// An account as first loaded: unchanged so far (`info` equal to `original`, no slots).
+pub(crate) fn loaded(info: Option<AccountInfo>) -> CachedAccount {
     let info = info.map(without_code);
     AccountChange {
         original: info.clone(),
@@ -87,7 +89,9 @@ fn loaded(info: Option<AccountInfo>) -> CachedAccount {
     }
 }
 
-fn wipe_storage(account: &mut CachedAccount) {
+/// Clears an account's storage (self-destruct, creation): the slots cached so far are
+/// dropped, and those written from now on start at zero.
+pub(crate) fn wipe_storage(account: &mut CachedAccount) {
     account.storage.clear();
     account.storage_wiped = true;
 }
@@ -219,38 +223,48 @@ impl<'s, S: DatabaseRef> StateCache<'s, S> {
         Ok(())
     }
 
-    /// The block's net state changes. `contracts` holds the code of every account whose code
-    /// hash the block changed, whatever code the block happened to load.
-    /// Also returns the accounts that vanished ([`Change::Vanished`]).
+    /// The block's net state changes (see [`net_changes`]).
     pub(crate) fn into_changes(self) -> (StateChanges, Vec<Address>) {
-        let mut vanished = Vec::new();
-        let mut accounts = self.accounts;
-        // In place: no second map, no rehash of the block's accounts.
-        accounts.retain(|address, account| match settle(account) {
-            Change::Changed => true,
-            Change::Vanished => {
-                vanished.push(*address);
-                false
-            }
-            Change::Unchanged => false,
-        });
-        let mut contracts = B256Map::default();
-        for change in accounts.values() {
-            let Some(info) = &change.info else { continue };
-            let original_hash = change.original.as_ref().map(|o| o.code_hash);
-            if info.code_hash != KECCAK_EMPTY
-                && original_hash != Some(info.code_hash)
-                && let Some(code) = self.codes.get(&info.code_hash)
-            {
-                contracts.insert(info.code_hash, code.clone());
-            }
-        }
-        let changes = StateChanges {
-            accounts,
-            contracts,
-        };
-        (changes, vanished)
+        net_changes(self.accounts, &self.codes)
     }
+}
+
+/// The block's net state changes from its accounts in output form (each as
+/// [`StateCache`] keeps them: the original, the info now, the written slots and whether the
+/// storage was wiped), in place. `contracts` holds the code (looked up in `codes`) of every
+/// account whose code hash the block changed. Also returns the accounts that vanished
+/// ([`Change::Vanished`]). The sequential path and the parallel engine's commit fold both end
+/// here, so that the two agree on what changed.
+pub(crate) fn net_changes(
+    mut accounts: AddressMap<AccountChange>,
+    codes: &B256Map<Bytecode>,
+) -> (StateChanges, Vec<Address>) {
+    let mut vanished = Vec::new();
+    // In place: no second map, no rehash of the block's accounts.
+    accounts.retain(|address, account| match settle(account) {
+        Change::Changed => true,
+        Change::Vanished => {
+            vanished.push(*address);
+            false
+        }
+        Change::Unchanged => false,
+    });
+    let mut contracts = B256Map::default();
+    for change in accounts.values() {
+        let Some(info) = &change.info else { continue };
+        let original_hash = change.original.as_ref().map(|o| o.code_hash);
+        if info.code_hash != KECCAK_EMPTY
+            && original_hash != Some(info.code_hash)
+            && let Some(code) = codes.get(&info.code_hash)
+        {
+            contracts.insert(info.code_hash, code.clone());
+        }
+    }
+    let changes = StateChanges {
+        accounts,
+        contracts,
+    };
+    (changes, vanished)
 }
 
 impl<S: DatabaseRef> Database for StateCache<'_, S> {

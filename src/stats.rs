@@ -45,7 +45,8 @@ pub struct ExecutionStats {
     /// After execution, handing over the results that the commits collected in block order
     /// (each transaction's result is fixed when it commits, during execution).
     pub results: Duration,
-    /// Reading the block's state changes out of multi-version memory.
+    /// After execution, settling the state that the commits folded (during execution) into
+    /// the block's net changes: dropping what ended where it began.
     pub assembly: Duration,
     /// Freeing the block's internal structures before returning; zero when the teardown is
     /// deferred (see `teardown_deferred`) or the block ran sequentially.

@@ -462,7 +462,7 @@ where
     }
 }
 
-/// A transaction's result, kept for output assembly (its state lives in MvMemory).
+/// A transaction's result, kept until it commits (its state lives in MvMemory).
 pub(crate) type ExecutedTx = ExecutionResult<HaltReason>;
 
 /// What one incarnation produced (returned by value once per incarnation, so the size

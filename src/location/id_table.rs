@@ -121,6 +121,39 @@ impl IdTable {
         unreachable!("the last tiers hold more locations than any block can write")
     }
 
+    /// The id of the location with `hash`, if it has one; never claims a slot. A location
+    /// whose slot is claimed but not yet published is waited for.
+    pub(crate) fn find(&self, hash: u64, is_location: impl Fn(LocId) -> bool) -> Option<LocId> {
+        let fingerprint = (hash & FINGERPRINT_BITS) | (1 << 32);
+        for tier in self.first_tier..BUCKETS {
+            let slots = self.tiers.bucket_slice(tier);
+            let mask = slots.len() - 1;
+            let mut index = hash.rotate_right(7 * (tier - self.first_tier) as u32) as usize & mask;
+            for _ in 0..PROBES.min(slots.len()) {
+                let mut spins = 0;
+                // Acquire: as in `probe`.
+                let mut current = slots[index].load(Ordering::Acquire);
+                // Claimed for a location with our fingerprint: wait for its id.
+                while current & FINGERPRINT_BITS == fingerprint && current as u32 == 0 {
+                    crate::sync::backoff(&mut spins);
+                    current = slots[index].load(Ordering::Acquire);
+                }
+                if current == 0 {
+                    // A location takes the first free slot of its walk: it would be here.
+                    return None;
+                }
+                if current & FINGERPRINT_BITS == fingerprint {
+                    let id = LocId(current as u32 - 1);
+                    if is_location(id) {
+                        return Some(id);
+                    }
+                }
+                index = (index + 1) & mask;
+            }
+        }
+        None
+    }
+
     /// One slot of a probe: `None` when it holds another location.
     fn probe<'a>(
         &self,
@@ -188,7 +221,16 @@ mod tests {
                 matches!(table.find_or_claim(hash(key), |id| id.0 == key), Slot::Found(id) if id.0 == key),
                 "key {key} is found where it was put"
             );
+            assert_eq!(table.find(hash(key), |id| id.0 == key), Some(LocId(key)));
         }
+        // Absent keys, in the same window or elsewhere, are not found and get no slot.
+        assert_eq!(table.find(hash(500), |id| id.0 == 500), None);
+        assert_eq!(table.find(0xdead_0000_0000_0007, |_| true), None);
+        assert_eq!(
+            id_of(&table, 500, hash(500)),
+            LocId(500),
+            "still free to claim"
+        );
     }
 
     #[test]
@@ -199,6 +241,8 @@ mod tests {
         assert_eq!(id_of(&table, 2, same_hash), LocId(2));
         assert_eq!(id_of(&table, 1, same_hash), LocId(1));
         assert_eq!(id_of(&table, 2, same_hash), LocId(2));
+        assert_eq!(table.find(same_hash, |id| id.0 == 2), Some(LocId(2)));
+        assert_eq!(table.find(same_hash, |id| id.0 == 3), None);
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Lazy credits: "touch the account and add this amount", written as [`WriteValue::Credit`]
 //! entries instead of a new balance, and resolved when a transaction reads the account or
-//! when output assembly asks for its final value.
+//! when the commit fold applies it to the committed value.
 //!
 //! The beneficiary's fees (see `fee_lane`) and the value of plain transfers to accounts
 //! without code are written this way, so that they do not serialise the block (see `vm`).
 //! A credit resolves the way revm's journal and commit rules treat the account (EIP-161
 //! included): [`apply_credit`] is that rule, shared by the read path (`read`,
-//! [`MvMemory::resolve_credits`]) and the final values (`final_values`, `fee_lane`).
+//! [`MvMemory::resolve_credits`]), the commit fold (`parallel::fold`) and the tests'
+//! final values (`final_values`).
 
 use revm::primitives::U256;
 

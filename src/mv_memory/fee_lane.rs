@@ -12,25 +12,27 @@
 //! aborting validator writes it, the new state is published with one swap, and the old one is
 //! reclaimed through crossbeam-epoch.
 //!
-//! The merge of the lane with the cell's versions lives here too: the read, the write and the
-//! final value at the fee location (`read_with_lane`, `write_with_lane`,
-//! `final_account_with_lane`), which [`MvMemory`]'s own methods hand over to when the location
-//! is the lane's.
+//! The merge of the lane with the cell's versions lives here too: the read and the write at
+//! the fee location (`read_with_lane`, `write_with_lane`), which [`MvMemory`]'s own methods
+//! hand over to when the location is the lane's (the tests' final-value oracle has its own,
+//! in `final_values`).
 
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
-use revm::state::AccountInfo;
 use smallvec::SmallVec;
 
 use super::{
-    AccountValue, Credit, EntryData, EntryState, Incarnation, LocId, MvMemory, ReadResult, TxIdx,
-    Version, WriteValue, apply_credit,
+    Credit, EntryData, EntryState, Incarnation, LocId, MvMemory, ReadResult, TxIdx, Version,
+    WriteValue,
 };
-use crate::sync::{AtomicBool, Ordering};
+#[cfg(test)]
+use crate::sync::AtomicBool;
+use crate::sync::Ordering;
 
 /// Per transaction, its entry at the fee location (null: none yet).
 pub(super) struct FeeLane {
     slots: Box<[Atomic<EntryState>]>,
-    /// Whether any slot was ever written (output assembly asks).
+    /// Whether any slot was ever written (the final-value oracle of the tests asks).
+    #[cfg(test)]
     written: AtomicBool,
 }
 
@@ -39,6 +41,7 @@ impl FeeLane {
     pub(super) fn new(txs: usize) -> Self {
         Self {
             slots: (0..txs).map(|_| Atomic::null()).collect(),
+            #[cfg(test)]
             written: AtomicBool::new(false),
         }
     }
@@ -61,6 +64,7 @@ impl FeeLane {
 
     /// Publishes `state` as `tx`'s entry.
     pub(super) fn store(&self, tx: TxIdx, state: EntryState, guard: &Guard) {
+        #[cfg(test)]
         if !matches!(state.data, EntryData::Absent) {
             self.written.store(true, Ordering::Release);
         }
@@ -75,11 +79,13 @@ impl FeeLane {
     }
 
     /// Whether any transaction ever wrote a fee or an estimate here.
+    #[cfg(test)]
     pub(super) fn is_written(&self) -> bool {
         self.written.load(Ordering::Acquire)
     }
 
     /// Number of slots (the block's transactions).
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.slots.len()
     }
@@ -235,59 +241,16 @@ impl MvMemory {
             }
         }
     }
-
-    /// [`final_account`](Self::final_account) at the fee lane's location: the last plain
-    /// value (or `base`), with the fees of the transactions after it credited in order.
-    pub(super) fn final_account_with_lane(
-        &self,
-        location: LocId,
-        lane: &FeeLane,
-        base: &Option<AccountInfo>,
-    ) -> Option<AccountValue> {
-        let guard = epoch::pin();
-        let mut last_plain = None;
-        for (writer, state) in self.cell(location).versions.ascending(&guard) {
-            match &state.data {
-                EntryData::Absent => {}
-                EntryData::Written(WriteValue::Account(value)) => {
-                    last_plain = Some((writer, value));
-                }
-                EntryData::Written(_) | EntryData::Estimate => {
-                    unreachable!("after execution, the fee location holds account values")
-                }
-            }
-        }
-        let floor = last_plain.map_or(0, |(writer, _)| writer as usize + 1);
-        let mut value = last_plain.map(|(_, value)| value.clone());
-        for writer in floor..lane.len() {
-            let writer = writer as TxIdx;
-            match lane.load(writer, &guard).map(|state| &state.data) {
-                None | Some(EntryData::Absent) => {}
-                Some(EntryData::Written(WriteValue::Credit(fee))) => {
-                    let start = value.take().unwrap_or_else(|| AccountValue {
-                        info: base.clone(),
-                        wiped_at: None,
-                    });
-                    value = Some(apply_credit(
-                        start,
-                        (writer, *fee),
-                        self.delete_touched_empty,
-                    ));
-                }
-                Some(_) => unreachable!("after execution, the fee lane holds fees only"),
-            }
-        }
-        value
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
     use revm::primitives::U256;
+    use revm::state::AccountInfo;
 
     use super::*;
-    use crate::mv_memory::{AccountDigest, BaseValue, Read, ReadOrigin, storage};
+    use crate::mv_memory::{AccountDigest, AccountValue, BaseValue, Read, ReadOrigin, storage};
 
     /// What one transaction does at the account location in the fee-lane comparison.
     #[derive(Debug, Clone)]

@@ -1,8 +1,9 @@
-//! The block's final values, for output assembly (`assembly`) once every transaction is
-//! final: the last value at each account ([`MvMemory::final_account`], lazy credits
-//! applied) and storage slot ([`MvMemory::final_storage`]), whether a location was written at
-//! all ([`MvMemory::is_written`]), and how much work an account's final value is
-//! ([`MvMemory::lane_entries`], for splitting assembly between workers).
+//! The block's final values once every transaction is final: the last value at each account
+//! ([`MvMemory::final_account`], lazy credits applied) and storage slot
+//! ([`MvMemory::final_storage`]), and whether a location was written at all
+//! ([`MvMemory::is_written`]). Test-only: the oracle of the representation tests (solo
+//! entries, skip list, fee lane); the engine reads each committed transaction's write set
+//! instead (`committed`).
 //!
 //! By then no transaction writes any more and no entry is an estimate: these walks see each
 //! location's final versions.
@@ -13,7 +14,7 @@ use revm::state::AccountInfo;
 use smallvec::SmallVec;
 
 use super::fee_lane::FeeLane;
-use super::{AccountValue, Credit, EntryData, LocId, MvMemory, TxIdx, WriteValue};
+use super::{AccountValue, Credit, EntryData, LocId, MvMemory, TxIdx, WriteValue, apply_credit};
 
 impl MvMemory {
     /// The value the last writer left at an account location, with the credits written after
@@ -63,12 +64,6 @@ impl MvMemory {
             || self.lane_at(location).is_some_and(FeeLane::is_written)
     }
 
-    /// Entries that [`final_account`](Self::final_account) may walk at `location` beside its
-    /// skip list: the block's transactions at the fee lane's location, else none.
-    pub(crate) fn lane_entries(&self, location: LocId) -> usize {
-        self.lane_at(location).map_or(0, FeeLane::len)
-    }
-
     /// The last writer and value at a storage location; `None` when no transaction's final
     /// incarnation writes it.
     pub(crate) fn final_storage(&self, location: LocId) -> Option<(TxIdx, U256)> {
@@ -84,6 +79,50 @@ impl MvMemory {
             }
         }
         None
+    }
+
+    /// [`final_account`](Self::final_account) at the fee lane's location: the last plain
+    /// value (or `base`), with the fees of the transactions after it credited in order.
+    fn final_account_with_lane(
+        &self,
+        location: LocId,
+        lane: &FeeLane,
+        base: &Option<AccountInfo>,
+    ) -> Option<AccountValue> {
+        let guard = epoch::pin();
+        let mut last_plain = None;
+        for (writer, state) in self.cell(location).versions.ascending(&guard) {
+            match &state.data {
+                EntryData::Absent => {}
+                EntryData::Written(WriteValue::Account(value)) => {
+                    last_plain = Some((writer, value));
+                }
+                EntryData::Written(_) | EntryData::Estimate => {
+                    unreachable!("after execution, the fee location holds account values")
+                }
+            }
+        }
+        let floor = last_plain.map_or(0, |(writer, _)| writer as usize + 1);
+        let mut value = last_plain.map(|(_, value)| value.clone());
+        for writer in floor..lane.len() {
+            let writer = writer as TxIdx;
+            match lane.load(writer, &guard).map(|state| &state.data) {
+                None | Some(EntryData::Absent) => {}
+                Some(EntryData::Written(WriteValue::Credit(fee))) => {
+                    let start = value.take().unwrap_or_else(|| AccountValue {
+                        info: base.clone(),
+                        wiped_at: None,
+                    });
+                    value = Some(apply_credit(
+                        start,
+                        (writer, *fee),
+                        self.delete_touched_empty,
+                    ));
+                }
+                Some(_) => unreachable!("after execution, the fee lane holds fees only"),
+            }
+        }
+        value
     }
 }
 
@@ -127,9 +166,5 @@ mod tests {
         assert_eq!(memory.final_account(plain, &None), Some(account(103)));
         assert_eq!(memory.final_storage(slot), Some((3, U256::from(7))));
         assert!(memory.is_written(credited) && memory.is_written(slot));
-        assert_eq!(memory.lane_entries(plain), 0);
-        let laned = MvMemory::new(4, 3, true).with_fee_lane(credited);
-        assert_eq!(laned.lane_entries(credited), 4);
-        assert_eq!(laned.lane_entries(plain), 0);
     }
 }

@@ -146,6 +146,7 @@ impl Versions {
     }
 
     /// Every entry, lowest transaction first.
+    #[cfg(test)]
     pub(super) fn ascending<'a>(
         &'a self,
         guard: &'a Guard,

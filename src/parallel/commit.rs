@@ -1,15 +1,20 @@
 //! The committed prefix of a block: each transaction's result, fixed when the commit
 //! frontier passes it, in block order, with cumulative gas (or the error that fails the
-//! block). Only the worker holding the scheduler's commit lock appends to it.
+//! block), and the state its writes leave (`fold`). Only the worker holding the scheduler's
+//! commit lock appends to it.
 
 use std::time::{Duration, Instant};
 
 use revm::context::result::{EVMError, InvalidTransaction};
 
+use revm::database_interface::DatabaseRef;
+
+use super::fold::CommittedState;
 use crate::error::BlockError;
 use crate::output::TxResult;
 use crate::rules::{Exclusion, Rules};
-use crate::vm::ExecutedTx;
+use crate::types::TxIdx;
+use crate::vm::{BlockContext, ExecutedTx};
 
 /// What the commits of one block produced so far.
 pub(super) struct CommitLog {
@@ -17,11 +22,13 @@ pub(super) struct CommitLog {
     pub(super) results: Vec<TxResult>,
     /// Excluded transactions, in block order, with why.
     pub(super) excluded: Vec<(usize, Exclusion)>,
+    /// The state the committed transactions' writes leave.
+    pub(super) state: CommittedState,
     cumulative_gas_used: u64,
     /// The committed transaction that fails the block (under [`Rules::Block`], an invalid
     /// one; under any rules, a storage error): the lowest one, since commits are in order.
     pub(super) failure: Option<BlockError>,
-    /// When the first and the last transaction committed.
+    /// When the first transaction committed, and when the last run of commits ended.
     pub(super) first: Option<Instant>,
     pub(super) last: Option<Instant>,
     /// Summed over commits: from the end of the committed incarnation to its commit.
@@ -29,11 +36,13 @@ pub(super) struct CommitLog {
 }
 
 impl CommitLog {
-    /// An empty log for a block of `txs` transactions.
-    pub(super) fn new(txs: usize) -> Self {
+    /// An empty log for a block of `txs` transactions that writes about `expected_accounts`
+    /// accounts.
+    pub(super) fn new(txs: usize, expected_accounts: usize) -> Self {
         Self {
             results: Vec::with_capacity(txs),
             excluded: Vec::new(),
+            state: CommittedState::new(expected_accounts),
             cumulative_gas_used: 0,
             failure: None,
             first: None,
@@ -54,7 +63,6 @@ impl CommitLog {
         now: Instant,
     ) -> bool {
         self.first.get_or_insert(now);
-        self.last = Some(now);
         self.lag += now.saturating_duration_since(finished);
         let result = match output {
             Ok(result) if !result.is_success() && rules.drops_reverted(index) => {
@@ -77,6 +85,21 @@ impl CommitLog {
             cumulative_gas_used: self.cumulative_gas_used,
         });
         true
+    }
+
+    /// Folds the writes of `tx`, just added, into the committed state, unless the block
+    /// failed; a storage failure while folding fails the block at `tx`.
+    pub(super) fn fold<S>(&mut self, tx: TxIdx, context: &BlockContext<'_, S>)
+    where
+        S: DatabaseRef,
+        S::Error: std::error::Error + Send + Sync + 'static,
+    {
+        if self.failure.is_some() {
+            return;
+        }
+        if let Err(error) = self.state.fold(tx, context) {
+            self.failure = Some(BlockError::storage(tx as usize, error));
+        }
     }
 
     /// The mean time from a committed incarnation's end to its commit.

@@ -85,6 +85,8 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         recycled: Option<RecycledScheduler>,
     ) -> Self {
         let txs = block.txs.len();
+        // The accounts the plan predicted (senders, recipients): about those the block writes.
+        let expected_accounts = context.index.len();
         Self {
             block,
             context,
@@ -95,7 +97,7 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
             slots: (0..txs)
                 .map(|_| CachePadded::new(Mutex::new(TxSlot::default())))
                 .collect(),
-            commits: Mutex::new(CommitLog::new(txs)),
+            commits: Mutex::new(CommitLog::new(txs, expected_accounts)),
             abandoned: AtomicBool::new(false),
             panic: Mutex::new(None),
             counts: Mutex::new(Vec::new()),
@@ -258,21 +260,31 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
                 return;
             }
             let now = Instant::now();
+            let mut committed = false;
             while let Some(candidate) = self.scheduler.frontier() {
                 if budget == 0 {
-                    // Back to the tasks; this worker (or another) goes on after its next one.
-                    return;
+                    break;
                 }
                 if !self.commit(&commit_lock, candidate, &mut log, now, counts) {
                     refused = Some(candidate);
                     break;
                 }
+                committed = true;
                 budget -= 1;
                 counts.commits += 1;
                 if log.failure.is_some() {
                     self.abandoned.store(true, Ordering::SeqCst);
                     return;
                 }
+            }
+            if committed {
+                // Once per run of commits (the run's start stamps its commits' lag): the
+                // end of the last run is where the block's serial tail begins.
+                log.last = Some(Instant::now());
+            }
+            if budget == 0 {
+                // Back to the tasks; this worker (or another) goes on after its next one.
+                return;
             }
         }
         // A done block whose frontier stops short would never finish: every transaction's
@@ -288,7 +300,8 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
     }
 
     /// Validates `candidate`'s reads (every lower transaction is committed: against their
-    /// final writes) and commits it; its output goes into `log`.
+    /// final writes) and commits it; its output goes into `log`, its writes into `log`'s
+    /// state.
     fn commit(
         &self,
         commit_lock: &CommitLock<'_>,
@@ -319,8 +332,10 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         drop(slot);
         let index = candidate.tx as usize;
         let included = log.add(index, output, self.rules, finished, now);
-        if let (true, Some(on_commit), Some(result)) =
-            (included, self.on_commit, log.results.last())
+        log.fold(candidate.tx, &self.context);
+        if log.failure.is_none()
+            && included
+            && let (Some(on_commit), Some(result)) = (self.on_commit, log.results.last())
         {
             on_commit(index, result);
         }

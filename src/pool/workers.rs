@@ -20,7 +20,7 @@ use super::topology::PoolPlan;
 use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering, lock, panic_text};
 
 /// Polls of its mailbox a worker makes with only a pause instruction between them, right
-/// after a job: the next phase of the same block (assembly) usually follows within them.
+/// after a job: the next block of a back-to-back run may follow within them.
 const SPINS_BEFORE_YIELDING: u32 = 64;
 /// How long a worker keeps polling for the next block, yielding its core between polls,
 /// before it parks (back-to-back blocks then skip the futex wake-up). Yielding rather than
