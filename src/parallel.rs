@@ -64,9 +64,17 @@ where
     if threads <= 1 || txs < options.sequential_threshold() {
         return run_sequentially(storage, block, rules, on_commit, ExecutionStats::default());
     }
+    // The workers wake while the caller plans and sets up the block.
+    let pool = pool.filter(|pool| threads <= pool.workers());
+    if let Some(pool) = pool {
+        pool.expect_job(threads);
+    }
     let mut plan = BlockPlan::new(&block.txs, block.env.beneficiary);
     let planning = started.elapsed();
     if options.sequential_below != Some(0) && plan.is_mostly_dependent() {
+        if let Some(pool) = pool {
+            pool.no_job_expected();
+        }
         // Mostly one chain: Block-STM would re-execute it transaction after transaction on
         // every core.
         let stats = ExecutionStats {

@@ -27,6 +27,9 @@ const SPINS_BEFORE_YIELDING: u32 = 64;
 /// spinning lets a thread that needs the core run first: on a machine with as many workers
 /// as cores, that is the caller doing the block's serial part.
 const POLL_BEFORE_PARK: Duration = Duration::from_micros(50);
+/// How long a worker told that a job is coming ([`WorkerPool::expect_job`]) keeps polling
+/// for it before it parks anyway: longer than any block's planning and set-up.
+const POLL_FOR_EXPECTED_JOB: Duration = Duration::from_millis(20);
 
 /// A job as the workers see it: a borrowed closure whose lifetime [`WorkerPool::run`]
 /// guarantees (it waits for every participant before returning).
@@ -58,6 +61,8 @@ pub(crate) struct WorkerContext {
 struct Mailbox {
     job: Mutex<Option<JobRef>>,
     has_job: AtomicBool,
+    /// A job is coming soon: poll for it rather than park (see [`WorkerPool::expect_job`]).
+    job_expected: AtomicBool,
     thread: Mutex<Option<Thread>>,
 }
 
@@ -88,6 +93,7 @@ impl WorkerPool {
                     CachePadded::new(Mailbox {
                         job: Mutex::new(None),
                         has_job: AtomicBool::new(false),
+                        job_expected: AtomicBool::new(false),
                         thread: Mutex::new(None),
                     })
                 })
@@ -172,6 +178,28 @@ impl WorkerPool {
         }
     }
 
+    /// Tells the first `participants` workers that a job comes soon (a block is being
+    /// planned and set up): a parked worker wakes now and polls, so that the wake-up (which
+    /// can take milliseconds on a virtual machine whose idle CPU must be rescheduled)
+    /// overlaps the caller's serial work instead of delaying the block. A worker that gets
+    /// no job within 20 ms parks again; [`Self::no_job_expected`] sends them back at once.
+    pub(crate) fn expect_job(&self, participants: usize) {
+        for mailbox in self.shared.mailboxes.iter().take(participants) {
+            // Relaxed: a hint; the job itself is handed over through `has_job`.
+            mailbox.job_expected.store(true, Ordering::Relaxed);
+            if let Some(thread) = lock(&mailbox.thread).as_ref() {
+                thread.unpark();
+            }
+        }
+    }
+
+    /// Withdraws [`Self::expect_job`]: the block went another way (the sequential path).
+    pub(crate) fn no_job_expected(&self) {
+        for mailbox in &self.shared.mailboxes {
+            mailbox.job_expected.store(false, Ordering::Relaxed);
+        }
+    }
+
     /// Hands `value` to the pool to be dropped by an idle worker, off the caller's path.
     pub(crate) fn defer_drop(&self, value: Box<dyn Any + Send>) {
         lock(&self.shared.garbage).push(value);
@@ -228,13 +256,15 @@ fn worker_main(shared: &Shared, worker: usize, cpu: Option<usize>) {
     }
 }
 
-/// Waits (spin, then poll and yield, then park) for a job; drops deferred garbage while idle. `None`: shut down.
+/// Waits (spin, then poll and yield, then park) for a job; drops deferred garbage while idle.
+/// A worker told that a job is coming polls longer before it parks. `None`: shut down.
 fn wait_for_job(shared: &Shared, mailbox: &Mailbox) -> Option<JobRef> {
     let mut polls = 0u32;
-    let mut park_at = None;
+    let mut polling_since = None;
     loop {
         // Acquire: pairs with the dispatcher's release store of the flag.
         if mailbox.has_job.swap(false, Ordering::Acquire) {
+            mailbox.job_expected.store(false, Ordering::Relaxed);
             return lock(&mailbox.job).take();
         }
         if shared.shutdown.load(Ordering::SeqCst) {
@@ -250,12 +280,22 @@ fn wait_for_job(shared: &Shared, mailbox: &Mailbox) -> Option<JobRef> {
             std::hint::spin_loop();
             continue;
         }
-        let park_at = *park_at.get_or_insert_with(|| Instant::now() + POLL_BEFORE_PARK);
-        if Instant::now() < park_at {
+        let now = Instant::now();
+        let polled = now - *polling_since.get_or_insert(now);
+        // Relaxed: a hint; the job itself comes through `has_job`.
+        let expected = mailbox.job_expected.load(Ordering::Relaxed);
+        if polled < POLL_BEFORE_PARK || (expected && polled < POLL_FOR_EXPECTED_JOB) {
             std::thread::yield_now();
-        } else {
-            std::thread::park();
+            continue;
         }
+        if expected {
+            // The announced job did not come.
+            mailbox.job_expected.store(false, Ordering::Relaxed);
+        }
+        std::thread::park();
+        // Woken (for a job, an announced one, garbage or shutdown): poll afresh.
+        polls = 0;
+        polling_since = None;
     }
 }
 
@@ -300,6 +340,37 @@ mod tests {
             .unwrap();
         }
         assert_eq!(total.load(Ordering::SeqCst), 1_000 * 300 * 301 / 2);
+    }
+
+    #[test]
+    fn announced_jobs_run_whether_they_come_soon_late_or_not_at_all() {
+        let pool = pool(2);
+        let ran = AtomicUsize::new(0);
+        let job = |_: &mut WorkerContext| {
+            ran.fetch_add(1, Ordering::SeqCst);
+        };
+        // Announced and dispatched at once; announced and withdrawn; announced and left
+        // to lapse (the workers park again after 20 ms): every later job still runs.
+        pool.expect_job(2);
+        pool.run(2, &job).unwrap();
+        pool.expect_job(2);
+        pool.no_job_expected();
+        pool.run(2, &job).unwrap();
+        pool.expect_job(1);
+        let announced = || {
+            pool.shared
+                .mailboxes
+                .iter()
+                .any(|mailbox| mailbox.job_expected.load(Ordering::SeqCst))
+        };
+        // Generous: a loaded machine may run the worker late.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while announced() && Instant::now() < deadline {
+            std::thread::sleep(POLL_FOR_EXPECTED_JOB);
+        }
+        assert!(!announced(), "a lapsed announcement is cleared");
+        pool.run(2, &job).unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 6);
     }
 
     #[test]
