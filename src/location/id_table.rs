@@ -104,6 +104,40 @@ impl IdTable {
     /// says whether `id` (an id found under the same fingerprint) is the location asked for.
     pub(crate) fn find_or_claim(&self, hash: u64, is_location: impl Fn(LocId) -> bool) -> Slot<'_> {
         let fingerprint = (hash & FINGERPRINT_BITS) | (1 << 32);
+        self.walk(hash, |word| self.probe(word, fingerprint, &is_location))
+            .expect("the last tiers hold more locations than any block can write")
+    }
+
+    /// The id of the location with `hash`, if it has one; never claims a slot. A location
+    /// whose slot is claimed but not yet published is waited for.
+    pub(crate) fn find(&self, hash: u64, is_location: impl Fn(LocId) -> bool) -> Option<LocId> {
+        let fingerprint = (hash & FINGERPRINT_BITS) | (1 << 32);
+        self.walk(hash, |word| {
+            let mut spins = 0;
+            // Acquire: as in `probe`.
+            let mut current = word.load(Ordering::Acquire);
+            // Claimed for a location with our fingerprint: wait for its id.
+            while current & FINGERPRINT_BITS == fingerprint && current as u32 == 0 {
+                crate::sync::backoff(&mut spins);
+                current = word.load(Ordering::Acquire);
+            }
+            if current == 0 {
+                // A location takes the first free slot of its walk: it would be here.
+                return Some(None);
+            }
+            let id = LocId((current as u32).wrapping_sub(1));
+            (current & FINGERPRINT_BITS == fingerprint && is_location(id)).then_some(Some(id))
+        })
+        .flatten()
+    }
+
+    /// Visits the slots a location with `hash` may hold, in the order every thread walks
+    /// them (the probe window of each tier, from the first), until `visit` answers.
+    fn walk<'a, R>(
+        &'a self,
+        hash: u64,
+        mut visit: impl FnMut(&'a AtomicU64) -> Option<R>,
+    ) -> Option<R> {
         for tier in self.first_tier..BUCKETS {
             let slots = self.tiers.bucket_slice(tier);
             let mask = slots.len() - 1;
@@ -111,42 +145,8 @@ impl IdTable {
             // window in one tier spread out in the next.
             let mut index = hash.rotate_right(7 * (tier - self.first_tier) as u32) as usize & mask;
             for _ in 0..PROBES.min(slots.len()) {
-                let word = &slots[index];
-                if let Some(slot) = self.probe(word, fingerprint, &is_location) {
-                    return slot;
-                }
-                index = (index + 1) & mask;
-            }
-        }
-        unreachable!("the last tiers hold more locations than any block can write")
-    }
-
-    /// The id of the location with `hash`, if it has one; never claims a slot. A location
-    /// whose slot is claimed but not yet published is waited for.
-    pub(crate) fn find(&self, hash: u64, is_location: impl Fn(LocId) -> bool) -> Option<LocId> {
-        let fingerprint = (hash & FINGERPRINT_BITS) | (1 << 32);
-        for tier in self.first_tier..BUCKETS {
-            let slots = self.tiers.bucket_slice(tier);
-            let mask = slots.len() - 1;
-            let mut index = hash.rotate_right(7 * (tier - self.first_tier) as u32) as usize & mask;
-            for _ in 0..PROBES.min(slots.len()) {
-                let mut spins = 0;
-                // Acquire: as in `probe`.
-                let mut current = slots[index].load(Ordering::Acquire);
-                // Claimed for a location with our fingerprint: wait for its id.
-                while current & FINGERPRINT_BITS == fingerprint && current as u32 == 0 {
-                    crate::sync::backoff(&mut spins);
-                    current = slots[index].load(Ordering::Acquire);
-                }
-                if current == 0 {
-                    // A location takes the first free slot of its walk: it would be here.
-                    return None;
-                }
-                if current & FINGERPRINT_BITS == fingerprint {
-                    let id = LocId(current as u32 - 1);
-                    if is_location(id) {
-                        return Some(id);
-                    }
+                if let Some(answer) = visit(&slots[index]) {
+                    return Some(answer);
                 }
                 index = (index + 1) & mask;
             }
