@@ -304,6 +304,40 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_block_leaves_its_emptied_memory_and_worker_states_for_the_next() {
+        let executor = two_workers();
+        let (storage, mut block) = test_blocks::transfers(400);
+        // A nonce from the future: the block fails at transaction 300.
+        block.txs[300].nonce = 7;
+        let forced = Options {
+            sequential_below: Some(0),
+            ..Options::with_concurrency(2)
+        };
+        let error = executor.execute(&storage, &block, &forced).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                crate::BlockError::InvalidTransaction { index: 300, .. }
+            ),
+            "{error:?}"
+        );
+        executor.wait_for_teardown();
+        assert!(executor.retained.recycled.take().is_some(), "memory kept");
+        assert!(
+            executor.retained.recycled_scheduler.take().is_some(),
+            "scheduler kept"
+        );
+        let states = executor.retained.take_worker_states(2);
+        assert!(
+            states.iter().any(|state| state.arena.allocated_bytes() > 0),
+            "the workers' read-set arenas kept"
+        );
+        executor.retained.return_worker_states(states);
+        // The next block runs as usual.
+        run_forced_and_compare(&executor, test_blocks::transfers(300));
+    }
+
+    #[test]
     fn blocks_in_a_row_reuse_the_last_ones_emptied_memory_and_scheduler() {
         let executor = two_workers();
         let blocks = [

@@ -118,28 +118,21 @@ where
     let Run {
         scheduler, commits, ..
     } = run;
-    let log = commits
+    let mut log = commits
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(failure) = log.failure {
-        return Err(failure);
-    }
-    if !scheduler.all_committed() {
-        // An engine bug, reported like a worker's panic rather than as a short output.
-        let message = format!(
-            "the workers returned with {} of {txs} transactions committed",
-            scheduler.committed()
-        );
-        return Err(BlockError::WorkerPanicked { message });
-    }
-    stats.first_commit = log.first.map_or(Duration::ZERO, |first| first - started);
-    stats.commit_lag = log.mean_lag();
-    let last_commit = log.last;
-    let (results, excluded) = (log.results, log.excluded);
-    stats.results = phase.elapsed();
-    let phase = Instant::now();
-    let (state, vanished) = log.state.into_changes();
-    stats.assembly = phase.elapsed();
+    // Short of the end only through an engine bug, reported like a worker's panic rather
+    // than as a short output.
+    let failure = log.failure.take().or_else(|| {
+        (!scheduler.all_committed()).then(|| BlockError::WorkerPanicked {
+            message: format!(
+                "the workers returned with {} of {txs} transactions committed",
+                scheduler.committed()
+            ),
+        })
+    });
+    // A failed block's structures are emptied and kept for the next block like a finished
+    // one's: only a worker's panic (above) drops them.
     let unkept = retained.return_worker_states(states);
     let leftovers = Leftovers {
         memory: Some(memory),
@@ -149,14 +142,29 @@ where
         index,
         unkept,
     };
-    tear_down(
-        options,
-        threads.pool(),
-        &retained.teardowns,
-        txs,
-        leftovers,
-        &mut stats,
-    );
+    let teardown = |stats: &mut ExecutionStats| {
+        tear_down(
+            options,
+            threads.pool(),
+            &retained.teardowns,
+            txs,
+            leftovers,
+            stats,
+        );
+    };
+    if let Some(failure) = failure {
+        teardown(&mut stats);
+        return Err(failure);
+    }
+    stats.first_commit = log.first.map_or(Duration::ZERO, |first| first - started);
+    stats.commit_lag = log.mean_lag();
+    let last_commit = log.last;
+    let (results, excluded) = (log.results, log.excluded);
+    stats.results = phase.elapsed();
+    let phase = Instant::now();
+    let (state, vanished) = log.state.into_changes();
+    stats.assembly = phase.elapsed();
+    teardown(&mut stats);
     let output = RunOutput {
         results,
         excluded,
