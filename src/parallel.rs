@@ -159,7 +159,7 @@ where
     stats.first_commit = log.first.map_or(Duration::ZERO, |first| first - started);
     stats.commit_lag = log.mean_lag();
     let last_commit = log.last;
-    let (results, excluded) = (log.results, log.excluded);
+    let (results, excluded) = (log.tally.results, log.tally.excluded);
     stats.results = phase.elapsed();
     let phase = Instant::now();
     let (state, vanished) = log.state.into_changes();

@@ -1,7 +1,7 @@
 //! What a run does with a transaction that cannot go into the block: fail the block
 //! ([`execute`](crate::execute)) or leave the transaction out (the block builder).
 
-use revm::context::result::{ExecutionResult, HaltReason, InvalidTransaction};
+use revm::context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
 use revm::primitives::Address;
 
 use crate::output::{BlockOutput, StateChanges, TxResult};
@@ -58,6 +58,79 @@ impl Rules<'_> {
     }
 }
 
+/// What a run does with one transaction's outcome (see [`Rules::judge`]).
+#[derive(Debug)]
+pub(crate) enum Verdict<E> {
+    /// It goes into the block with this result (its writes are committed).
+    Include(ExecutionResult<HaltReason>),
+    /// It is left out and writes nothing.
+    Exclude(Exclusion),
+    /// The run fails at it.
+    Fail(EVMError<E, InvalidTransaction>),
+}
+
+impl Rules<'_> {
+    /// The verdict on transaction `index`'s outcome, in block order: the one decision the
+    /// sequential path and the parallel engine's commits share.
+    pub(crate) fn judge<E>(
+        &self,
+        index: usize,
+        outcome: Result<ExecutionResult<HaltReason>, EVMError<E, InvalidTransaction>>,
+    ) -> Verdict<E> {
+        match outcome {
+            Ok(result) if !result.is_success() && self.drops_reverted(index) => {
+                Verdict::Exclude(Exclusion::Reverted(result))
+            }
+            Ok(result) => Verdict::Include(result),
+            // revm rejected it before touching any state.
+            Err(EVMError::Transaction(reason)) if self.excludes_invalid() => {
+                Verdict::Exclude(Exclusion::Invalid(reason))
+            }
+            Err(error) => Verdict::Fail(error),
+        }
+    }
+}
+
+/// The included transactions' results so far, with cumulative gas counted over them alone,
+/// and the excluded ones: what a run's verdicts add up to, in block order.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) results: Vec<TxResult>,
+    /// `(position in the run's block, why)`, in block order.
+    pub(crate) excluded: Vec<(usize, Exclusion)>,
+    cumulative_gas_used: u64,
+}
+
+impl Tally {
+    /// An empty tally with room for `txs` results.
+    pub(crate) fn with_capacity(txs: usize) -> Self {
+        Self {
+            results: Vec::with_capacity(txs),
+            ..Self::default()
+        }
+    }
+
+    /// Adds the next included transaction's result; returns it as recorded.
+    pub(crate) fn include(&mut self, result: ExecutionResult<HaltReason>) -> &TxResult {
+        self.cumulative_gas_used += result.tx_gas_used();
+        self.results.push(TxResult {
+            result,
+            cumulative_gas_used: self.cumulative_gas_used,
+        });
+        self.results.last().expect("just pushed")
+    }
+
+    /// Records that transaction `index` is left out, and why.
+    pub(crate) fn exclude(&mut self, index: usize, why: Exclusion) {
+        self.excluded.push((index, why));
+    }
+
+    /// Transactions judged so far.
+    pub(crate) fn len(&self) -> usize {
+        self.results.len() + self.excluded.len()
+    }
+}
+
 /// Called once per included transaction, in block order, as soon as its result is final:
 /// its position in the block and its result (see
 /// [`Executor::execute_observed`](crate::Executor::execute_observed)).
@@ -84,5 +157,80 @@ impl RunOutput {
             results: self.results,
             state: self.state,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use revm::context::result::ResultGas;
+    use revm::primitives::Bytes;
+
+    use super::*;
+
+    fn reverted() -> ExecutionResult<HaltReason> {
+        ExecutionResult::Revert {
+            gas: ResultGas::default(),
+            logs: Vec::new(),
+            output: Bytes::new(),
+        }
+    }
+
+    type Outcome =
+        Result<ExecutionResult<HaltReason>, EVMError<std::io::Error, InvalidTransaction>>;
+
+    fn invalid() -> Outcome {
+        Err(EVMError::Transaction(InvalidTransaction::NonceTooHigh {
+            tx: 2,
+            state: 1,
+        }))
+    }
+
+    fn ok(result: ExecutionResult<HaltReason>) -> Outcome {
+        Ok(result)
+    }
+
+    fn storage_failure() -> Outcome {
+        Err(EVMError::Database(std::io::Error::other("disk")))
+    }
+
+    #[test]
+    fn a_block_includes_reverts_and_fails_on_invalid_while_a_build_leaves_both_out() {
+        let block = Rules::Block;
+        assert!(matches!(
+            block.judge(0, ok(reverted())),
+            Verdict::Include(_)
+        ));
+        assert!(matches!(
+            block.judge(0, invalid()),
+            Verdict::Fail(EVMError::Transaction(_))
+        ));
+        let drop_if_reverted = [true, false];
+        let build = Rules::Build {
+            drop_if_reverted: &drop_if_reverted,
+        };
+        assert!(matches!(
+            build.judge(0, ok(reverted())),
+            Verdict::Exclude(Exclusion::Reverted(_))
+        ));
+        assert!(matches!(
+            build.judge(1, ok(reverted())),
+            Verdict::Include(_)
+        ));
+        assert!(matches!(
+            build.judge(1, invalid()),
+            Verdict::Exclude(Exclusion::Invalid(InvalidTransaction::NonceTooHigh { .. }))
+        ));
+        // The storage failing fails any run.
+        assert!(matches!(
+            build.judge(1, storage_failure()),
+            Verdict::Fail(EVMError::Database(_))
+        ));
+        let mut tally = Tally::with_capacity(2);
+        tally.include(reverted());
+        tally.exclude(1, Exclusion::Reverted(reverted()));
+        assert_eq!(
+            (tally.results.len(), tally.excluded.len(), tally.len()),
+            (1, 1, 2)
+        );
     }
 }

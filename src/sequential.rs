@@ -1,15 +1,14 @@
 //! The sequential reference executor: a plain loop over revm that commits each transaction
 //! into a `StateCache` over the storage. Every other path is tested against it.
 
-use revm::context::result::EVMError;
 use revm::database_interface::DatabaseRef;
 use revm::handler::ExecuteEvm;
 
 use crate::block::Block;
 use crate::error::BlockError;
 use crate::evm::block_evm;
-use crate::output::{BlockOutput, TxResult};
-use crate::rules::{Exclusion, OnCommit, Rules, RunOutput};
+use crate::output::BlockOutput;
+use crate::rules::{OnCommit, Rules, RunOutput, Tally, Verdict};
 use crate::state_cache::StateCache;
 
 /// Executes `block` on `storage` one transaction after the other, as revm does.
@@ -48,43 +47,36 @@ where
         StateCache::new(storage, block.spec(), block.txs.len()),
         block,
     );
-    let mut results = Vec::with_capacity(block.txs.len());
-    let mut excluded = Vec::new();
-    let mut cumulative_gas_used = 0u64;
+    let mut tally = Tally::with_capacity(block.txs.len());
     for (index, tx) in block.txs.iter().enumerate() {
-        let executed = match evm.transact(tx.clone()) {
-            Ok(executed) => executed,
-            // Building: an invalid candidate is left out; revm has not touched the state.
-            Err(EVMError::Transaction(reason)) if rules.excludes_invalid() => {
-                excluded.push((index, Exclusion::Invalid(reason)));
-                continue;
+        let mut state = None;
+        let outcome = evm.transact(tx.clone()).map(|executed| {
+            state = Some(executed.state);
+            executed.result
+        });
+        match rules.judge(index, outcome) {
+            Verdict::Include(result) => {
+                let state = state.expect("an executed transaction has a state diff");
+                evm.ctx
+                    .journaled_state
+                    .database
+                    .commit_tx(state)
+                    .map_err(|error| BlockError::storage(index, error))?;
+                let result = tally.include(result);
+                if let Some(on_commit) = on_commit {
+                    on_commit(index, result);
+                }
             }
-            Err(error) => return Err(BlockError::from_evm(index, error)),
-        };
-        if !executed.result.is_success() && rules.drops_reverted(index) {
-            // Its state diff is simply not committed.
-            excluded.push((index, Exclusion::Reverted(executed.result)));
-            continue;
+            // An invalid candidate left revm's state untouched; a dropped reverted one's
+            // state diff is simply not committed.
+            Verdict::Exclude(why) => tally.exclude(index, why),
+            Verdict::Fail(error) => return Err(BlockError::from_evm(index, error)),
         }
-        evm.ctx
-            .journaled_state
-            .database
-            .commit_tx(executed.state)
-            .map_err(|error| BlockError::storage(index, error))?;
-        cumulative_gas_used += executed.result.tx_gas_used();
-        let result = TxResult {
-            result: executed.result,
-            cumulative_gas_used,
-        };
-        if let Some(on_commit) = on_commit {
-            on_commit(index, &result);
-        }
-        results.push(result);
     }
     let (state, vanished) = evm.ctx.journaled_state.database.into_changes();
     Ok(RunOutput {
-        results,
-        excluded,
+        results: tally.results,
+        excluded: tally.excluded,
         state,
         vanished,
     })

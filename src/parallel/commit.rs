@@ -6,25 +6,20 @@
 use std::time::{Duration, Instant};
 
 use revm::context::result::{EVMError, InvalidTransaction};
-
 use revm::database_interface::DatabaseRef;
 
 use super::fold::CommittedState;
 use crate::error::BlockError;
-use crate::output::TxResult;
-use crate::rules::{Exclusion, Rules};
+use crate::rules::{Rules, Tally, Verdict};
 use crate::types::TxIdx;
 use crate::vm::{BlockContext, ExecutedTx};
 
 /// What the commits of one block produced so far.
 pub(super) struct CommitLog {
-    /// Included transactions' results, in block order.
-    pub(super) results: Vec<TxResult>,
-    /// Excluded transactions, in block order, with why.
-    pub(super) excluded: Vec<(usize, Exclusion)>,
+    /// Included transactions' results and excluded ones, in block order.
+    pub(super) tally: Tally,
     /// The state the committed transactions' writes leave.
     pub(super) state: CommittedState,
-    cumulative_gas_used: u64,
     /// The committed transaction that fails the block (under [`Rules::Block`], an invalid
     /// one; under any rules, a storage error): the lowest one, since commits are in order.
     pub(super) failure: Option<BlockError>,
@@ -40,10 +35,8 @@ impl CommitLog {
     /// accounts.
     pub(super) fn new(txs: usize, expected_accounts: usize) -> Self {
         Self {
-            results: Vec::with_capacity(txs),
-            excluded: Vec::new(),
+            tally: Tally::with_capacity(txs),
             state: CommittedState::new(expected_accounts),
-            cumulative_gas_used: 0,
             failure: None,
             first: None,
             last: None,
@@ -52,8 +45,8 @@ impl CommitLog {
     }
 
     /// Adds transaction `index`'s committed output, which its incarnation produced at
-    /// `finished` (committed at `now`). Returns whether it is included (its result is the
-    /// last of `results`); when it fails the block, `failure` says so.
+    /// `finished` (committed at `now`), as `rules` judge it. Returns whether it is included
+    /// (its result is the last of the tally's); when it fails the block, `failure` says so.
     pub(super) fn add<E: std::error::Error + Send + Sync + 'static>(
         &mut self,
         index: usize,
@@ -64,27 +57,20 @@ impl CommitLog {
     ) -> bool {
         self.first.get_or_insert(now);
         self.lag += now.saturating_duration_since(finished);
-        let result = match output {
-            Ok(result) if !result.is_success() && rules.drops_reverted(index) => {
-                self.excluded.push((index, Exclusion::Reverted(result)));
-                return false;
+        match rules.judge(index, output) {
+            Verdict::Include(result) => {
+                self.tally.include(result);
+                true
             }
-            Ok(result) => result,
-            Err(EVMError::Transaction(reason)) if rules.excludes_invalid() => {
-                self.excluded.push((index, Exclusion::Invalid(reason)));
-                return false;
+            Verdict::Exclude(why) => {
+                self.tally.exclude(index, why);
+                false
             }
-            Err(error) => {
+            Verdict::Fail(error) => {
                 self.failure = Some(BlockError::from_evm(index, error));
-                return false;
+                false
             }
-        };
-        self.cumulative_gas_used += result.tx_gas_used();
-        self.results.push(TxResult {
-            result,
-            cumulative_gas_used: self.cumulative_gas_used,
-        });
-        true
+        }
     }
 
     /// Folds the writes of `tx`, just added, into the committed state, unless the block
@@ -105,8 +91,7 @@ impl CommitLog {
     /// The mean time from a committed incarnation's end to its commit.
     pub(super) fn mean_lag(&self) -> Duration {
         // Every commit added one entry: a result, an exclusion or the failure.
-        let commits =
-            self.results.len() + self.excluded.len() + usize::from(self.failure.is_some());
+        let commits = self.tally.len() + usize::from(self.failure.is_some());
         self.lag / commits.max(1) as u32
     }
 }

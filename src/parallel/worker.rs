@@ -335,7 +335,7 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         log.fold(candidate.tx, &self.context);
         if log.failure.is_none()
             && included
-            && let (Some(on_commit), Some(result)) = (self.on_commit, log.results.last())
+            && let (Some(on_commit), Some(result)) = (self.on_commit, log.tally.results.last())
         {
             on_commit(index, result);
         }
