@@ -61,7 +61,7 @@ where
     let started = Instant::now();
     let txs = block.txs.len();
     let threads = options.threads().min(txs);
-    if threads <= 1 || txs < options.sequential_threshold() {
+    if !options.runs_in_parallel(block) {
         return run_sequentially(storage, block, rules, on_commit, ExecutionStats::default());
     }
     // The workers wake while the caller plans and sets up the block.

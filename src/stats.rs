@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 /// Statistics of one block's execution.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExecutionStats {
-    /// Whether the block ran on the sequential path (one worker, or fewer transactions than
-    /// [`Options::sequential_threshold`](crate::Options::sequential_threshold)). The phase
-    /// times are then all in `execution`.
+    /// Whether the block ran on the sequential path (one worker, or a block that
+    /// [`Options::runs_in_parallel`](crate::Options::runs_in_parallel) keeps off the engine).
+    /// The phase times are then all in `execution`.
     pub sequential: bool,
     /// Whether the block ran on the sequential path because the plan from hints found it
     /// mostly one chain of dependent transactions (see `critical_path`): Block-STM would
