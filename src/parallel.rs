@@ -64,15 +64,15 @@ where
     if !options.runs_in_parallel(block) {
         return run_sequentially(storage, block, rules, on_commit, ExecutionStats::default());
     }
+    let threads = BlockThreads::new(pool, threads);
     // The workers wake while the caller plans and sets up the block.
-    let pool = pool.filter(|pool| threads <= pool.workers());
-    if let Some(pool) = pool {
-        pool.expect_job(threads);
+    if let Some(pool) = threads.pool() {
+        pool.expect_job(threads.threads());
     }
     let mut plan = BlockPlan::new(&block.txs, block.env.beneficiary);
     let planning = started.elapsed();
     if options.sequential_below != Some(0) && plan.is_mostly_dependent() {
-        if let Some(pool) = pool {
+        if let Some(pool) = threads.pool() {
             pool.no_job_expected();
         }
         // Mostly one chain: Block-STM would re-execute it transaction after transaction on
@@ -93,7 +93,6 @@ where
         retained.recycled.take(),
         delete_touched_empty,
     );
-    let threads = BlockThreads::new(pool, threads);
     let mut states = retained.take_worker_states(threads.threads());
     let context = BlockContext {
         storage,
