@@ -8,9 +8,11 @@
 //! map look-ups that find the plan's dependencies, and are looked up during execution in that
 //! map, read-only (no lock, no shared write); locations met during execution are added on the
 //! fly to a lock-free table ([`id_table`]: one compare-and-swap per new location). An id, once
-//! given, never changes for the rest of the block. Each transaction keeps the ids of its
-//! sender and recipient ([`TxAccounts`]), so that its incarnations resolve the accounts they
-//! read most without a look-up at all.
+//! given, never changes for the rest of the block. Each transaction's plan keeps the ids of
+//! its sender and recipient ([`TxAccounts`]), so that its incarnations resolve the accounts
+//! they read most without a look-up at all. Accounts that a large block names only after its
+//! planned prefix are given their ids by the planner through the same table, while the
+//! workers run (see `plan`).
 
 mod id_table;
 
@@ -53,14 +55,13 @@ pub(crate) struct PredictedAccount {
 }
 
 /// The accounts a block names before it runs, with dense ids in order of first mention (the
-/// beneficiary first: [`LocationIndex::BENEFICIARY`]), and each transaction's
-/// [`TxAccounts`]. Built by the plan in one pass over the block; read-only afterwards.
+/// beneficiary first: [`LocationIndex::BENEFICIARY`]). Built by the plan in one pass over the
+/// block (or its prefix); read-only once the index holds it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct PredictedAccounts {
     accounts: AddressMap<PredictedAccount>,
     /// Each predicted id's address, by id.
     addresses: Vec<Address>,
-    tx_accounts: Vec<TxAccounts>,
 }
 
 impl PredictedAccounts {
@@ -69,7 +70,6 @@ impl PredictedAccounts {
         let mut predicted = Self {
             accounts: AddressMap::with_capacity_and_hasher(txs * 2 + 1, Default::default()),
             addresses: Vec::with_capacity(txs * 2 + 1),
-            tx_accounts: Vec::with_capacity(txs),
         };
         let id = predicted.account(beneficiary).id;
         debug_assert_eq!(id, LocationIndex::BENEFICIARY);
@@ -88,16 +88,46 @@ impl PredictedAccounts {
         })
     }
 
-    /// Records the accounts of the next transaction of the block.
-    pub(crate) fn push_tx(&mut self, accounts: TxAccounts) {
-        self.tx_accounts.push(accounts);
+    /// `address`'s entry, with the id `id()` gives on first mention: an id of the running
+    /// block's index, for accounts named after the planned prefix. Such an entry has no
+    /// dense id of this map (it is not among [`Self::len`]).
+    pub(crate) fn account_with(
+        &mut self,
+        address: Address,
+        id: impl FnOnce() -> LocId,
+    ) -> &mut PredictedAccount {
+        self.accounts
+            .entry(address)
+            .or_insert_with(|| PredictedAccount {
+                id: id(),
+                writer: None,
+            })
+    }
+
+    /// The same accounts and ids, without the planner's bookkeeping, in a map sized to them
+    /// (the location index's copy, looked up by every worker).
+    pub(crate) fn ids_only(&self) -> Self {
+        let mut accounts =
+            AddressMap::with_capacity_and_hasher(self.accounts.len(), Default::default());
+        accounts.extend(self.accounts.iter().map(|(address, account)| {
+            let id_only = PredictedAccount {
+                id: account.id,
+                writer: None,
+            };
+            (*address, id_only)
+        }));
+        Self {
+            accounts,
+            addresses: self.addresses.clone(),
+        }
     }
 
     fn id(&self, address: &Address) -> Option<LocId> {
         self.accounts.get(address).map(|account| account.id)
     }
 
-    fn len(&self) -> usize {
+    /// Number of dense ids given.
+    pub(crate) fn len(&self) -> usize {
         self.addresses.len()
     }
 }
@@ -142,11 +172,6 @@ impl LocationIndex {
     pub(crate) fn predicted(beneficiary: Address, block_txs: &[revm::context::TxEnv]) -> Self {
         let mut plan = crate::plan::BlockPlan::new(block_txs, beneficiary);
         Self::new(plan.take_predicted(), block_txs.len() * 4)
-    }
-
-    /// The ids of the sender and recipient of the transaction at `position` in the block.
-    pub(crate) fn tx_accounts(&self, position: usize) -> TxAccounts {
-        self.predicted.tx_accounts[position]
     }
 
     /// The id of `location`, giving it the next free id on first sight.
@@ -262,11 +287,12 @@ mod tests {
             kind: TxKind::Create,
             ..TxEnv::default()
         };
-        let index = LocationIndex::predicted(Address::ZERO, &[call, create]);
-        let first = index.tx_accounts(0);
+        let mut plan = crate::plan::BlockPlan::new(&[call, create], Address::ZERO);
+        let index = LocationIndex::new(plan.take_predicted(), 8);
+        let first = plan.planned(0).unwrap().accounts;
         assert_eq!(first.caller, (a, index.id(Location::Account(a))));
         assert_eq!(first.to, Some((b, index.id(Location::Account(b)))));
-        let created = index.tx_accounts(1);
+        let created = plan.planned(1).unwrap().accounts;
         assert_eq!(created.caller.1, first.to.unwrap().1);
         assert_eq!(created.to, None);
         assert_eq!(

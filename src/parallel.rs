@@ -43,6 +43,31 @@ use worker::Run;
 /// Blocks at least this large free their internal structures on a background thread.
 const BACKGROUND_DROP_TXS: usize = 1_000;
 
+/// Blocks at least this large are planned in two parts (see `plan`): a prefix on the
+/// caller, the rest on the first worker while the others execute the prefix. Smaller blocks
+/// (mainnet's among them) take well under a millisecond to plan whole.
+const STREAMED_PLAN_FROM_TXS: usize = 4_096;
+/// The smallest prefix of a block planned in two parts: enough transactions to judge whether
+/// the block is mostly one chain.
+const MIN_PLANNED_PREFIX: usize = 1_024;
+
+/// How many of a block's `txs` transactions the caller plans before the workers start: all
+/// of a small block's; a sixteenth of a large one's, at least [`MIN_PLANNED_PREFIX`]. In
+/// stress mode blocks of 64 transactions and more are planned in two parts, from a prefix of
+/// 16, so that the stress tests reach workers waiting for the planner.
+fn planned_prefix(txs: usize) -> usize {
+    let (from, min_prefix) = if crate::stress::enabled() {
+        (64, 16)
+    } else {
+        (STREAMED_PLAN_FROM_TXS, MIN_PLANNED_PREFIX)
+    };
+    if txs < from {
+        txs
+    } else {
+        (txs / 16).max(min_prefix)
+    }
+}
+
 /// Runs `block` under `rules`: on the sequential path when it is small or mostly one chain,
 /// else with Block-STM on `pool`'s workers (on threads spawned for the block when there is
 /// no pool or it is too small), reusing what `retained` kept from earlier blocks.
@@ -69,7 +94,8 @@ where
     if let Some(pool) = threads.pool() {
         pool.expect_job(threads.threads());
     }
-    let mut plan = BlockPlan::new(&block.txs, block.env.beneficiary);
+    let (mut plan, remaining_plan) =
+        BlockPlan::start(&block.txs, block.env.beneficiary, planned_prefix(txs));
     let planning = started.elapsed();
     if options.sequential_below != Some(0) && plan.is_mostly_dependent() {
         if let Some(pool) = threads.pool() {
@@ -98,19 +124,27 @@ where
         storage,
         memory: &memory,
         index: &index,
+        plan: &plan,
         beneficiary: block.env.beneficiary,
         delete_touched_empty,
     };
     let recycled_scheduler = retained.recycled_scheduler.take();
-    let run = Run::new(block, context, &plan, rules, on_commit, recycled_scheduler);
+    let run = Run::new(
+        block,
+        context,
+        remaining_plan,
+        rules,
+        on_commit,
+        recycled_scheduler,
+    );
     let mut stats = ExecutionStats {
         workers: threads.threads(),
-        critical_path: plan.critical_path(),
         planning,
         setup: started.elapsed() - planning,
         ..ExecutionStats::default()
     };
     stats.execution = timed(|| execute(&run, &threads, &mut states))?;
+    stats.critical_path = plan.critical_path();
     let last_worker_start = WorkerCounts::record_into(&lock(&run.counts), &mut stats);
     retained.record_unpredicted(txs, index.unpredicted());
     let phase = Instant::now();

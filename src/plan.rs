@@ -16,14 +16,26 @@
 //! most of its transactions is run on the sequential path (Block-STM would only re-execute
 //! it transaction after transaction, on every core), and a transaction's first incarnation
 //! waits for its hinted predecessor instead of running into its writes and being aborted.
+//!
+//! A large block is planned in two parts, so that planning is not a serial phase: the caller
+//! plans a prefix ([`BlockPlan::start`]: enough to judge whether the block is mostly one
+//! chain, and the accounts whose ids the location index starts with), and the first worker
+//! plans the rest ([`RemainingPlan::finish`]) while the others execute the prefix. Each
+//! transaction's [`PlannedTx`] is published once, in block order; a worker that reaches a
+//! transaction not yet planned waits for it ([`BlockPlan::wait_planned`]). Accounts first
+//! named after the prefix get their ids from the location index, as accounts met during
+//! execution do, so that the planner and the workers agree on every id.
+
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
 
 use revm::context::TxEnv;
-use std::hash::BuildHasher;
-
 use revm::primitives::map::{AddressMap, FbBuildHasher, HashMap};
 use revm::primitives::{Address, B256, TxKind, keccak256};
 
-use crate::location::{PredictedAccounts, TxAccounts};
+use crate::location::{Location, LocationIndex, PredictedAccount, PredictedAccounts, TxAccounts};
+use crate::segmented_vec::SegmentedVec;
+use crate::sync::{AtomicUsize, Ordering};
 use crate::types::TxIdx;
 
 /// ERC-20 `transfer(address,uint256)`.
@@ -37,49 +49,162 @@ const APPROVE: [u8; 4] = [0x09, 0x5e, 0xa7, 0xb3];
 /// a hash of owner and spender), or an access-list slot.
 type Slot = (Address, B256);
 
-/// The plan of one block (see the module documentation).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What the plan says of one transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PlannedTx {
+    /// The ids of its sender and recipient.
+    pub(crate) accounts: TxAccounts,
+    /// The latest earlier transaction it probably depends on, if any.
+    pub(crate) predecessor: Option<TxIdx>,
+}
+
+/// The plan of one block (see the module documentation), shared by the planner, which
+/// publishes each transaction's [`PlannedTx`] once, and the workers, which read them.
 pub(crate) struct BlockPlan {
-    /// Per transaction, the latest earlier transaction it probably depends on.
-    predecessor: Vec<Option<TxIdx>>,
-    /// Transactions on the longest chain of hinted dependencies.
-    critical_path: usize,
-    /// The accounts the block names, with their location ids.
+    /// Per transaction, its plan once published.
+    txs: SegmentedVec<OnceLock<PlannedTx>>,
+    /// Transactions planned by [`Self::start`], before any worker runs.
+    prefix: usize,
+    /// The longest chain of hinted dependencies within the prefix.
+    prefix_critical_path: usize,
+    /// The longest chain of the whole block, once it is planned (the prefix's until then).
+    critical_path: AtomicUsize,
+    /// The accounts the prefix names, with their location ids (taken once, for the block's
+    /// location index).
     predicted: PredictedAccounts,
+    /// Accounts the whole block probably names: the prefix's, in proportion.
+    expected_accounts: usize,
+}
+
+/// The part of a block's plan after its prefix: planned on a worker by
+/// [`RemainingPlan::finish`] while the other workers execute.
+pub(crate) struct RemainingPlan<'t> {
+    builder: PlanBuilder,
+    txs: &'t [TxEnv],
+    beneficiary: Address,
 }
 
 impl BlockPlan {
     /// The plan of `txs`, whose fees go to `beneficiary` (fees are credited lazily by the
-    /// engine, so paying them is not a dependency).
+    /// engine, so paying them is not a dependency), planned whole.
+    #[cfg(test)]
     pub(crate) fn new(txs: &[TxEnv], beneficiary: Address) -> Self {
-        let mut builder = PlanBuilder::new(txs.len(), beneficiary);
-        for (position, tx) in txs.iter().enumerate() {
-            builder.add(position as TxIdx, tx, beneficiary);
-        }
-        builder.finish()
+        Self::start(txs, beneficiary, txs.len()).0
     }
 
-    /// The latest earlier transaction `tx` probably depends on, if any.
+    /// The plan of the first `prefix` transactions of `txs`, and what remains to plan of the
+    /// others (`None` when the prefix is the whole block).
+    pub(crate) fn start(
+        txs: &[TxEnv],
+        beneficiary: Address,
+        prefix: usize,
+    ) -> (Self, Option<RemainingPlan<'_>>) {
+        let prefix = prefix.min(txs.len());
+        let mut plan = Self {
+            txs: SegmentedVec::with_capacity(0),
+            prefix,
+            prefix_critical_path: 0,
+            critical_path: AtomicUsize::new(0),
+            predicted: PredictedAccounts::default(),
+            expected_accounts: 0,
+        };
+        let mut builder = PlanBuilder::new(txs.len(), prefix, beneficiary);
+        for (position, tx) in txs[..prefix].iter().enumerate() {
+            builder.add(position as TxIdx, tx, beneficiary, &plan, None);
+        }
+        plan.prefix_critical_path = builder.deepest as usize;
+        // Relaxed: read by this thread, or after the workers are joined.
+        plan.critical_path
+            .store(builder.deepest as usize, Ordering::Relaxed);
+        let named = builder.accounts.len();
+        plan.expected_accounts = named * txs.len() / prefix.max(1);
+        if prefix == txs.len() {
+            plan.predicted = builder.accounts;
+            return (plan, None);
+        }
+        // The index gets the prefix's accounts; the planner keeps its own copy, whose
+        // writers it goes on updating.
+        plan.predicted = builder.accounts.ids_only();
+        let remaining = RemainingPlan {
+            builder,
+            txs,
+            beneficiary,
+        };
+        (plan, Some(remaining))
+    }
+
+    /// What the plan says of `tx`, once published.
+    #[inline]
+    pub(crate) fn planned(&self, tx: TxIdx) -> Option<&PlannedTx> {
+        self.txs.get(tx as usize).get()
+    }
+
+    /// What the plan says of `tx`, waiting for it to be published unless `give_up` says so
+    /// (the block was abandoned; `None` then).
+    pub(crate) fn wait_planned(&self, tx: TxIdx, give_up: impl Fn() -> bool) -> Option<PlannedTx> {
+        let record = self.txs.get(tx as usize);
+        let backoff = crossbeam_utils::Backoff::new();
+        loop {
+            if let Some(planned) = record.get() {
+                return Some(*planned);
+            }
+            if give_up() {
+                return None;
+            }
+            backoff.snooze();
+        }
+    }
+
+    /// The latest earlier transaction `tx` probably depends on, if any (`None` too while
+    /// `tx` is not planned).
+    #[cfg(test)]
     pub(crate) fn predecessor(&self, tx: TxIdx) -> Option<TxIdx> {
-        self.predecessor.get(tx as usize).copied().flatten()
+        self.planned(tx).and_then(|planned| planned.predecessor)
     }
 
     /// Transactions on the longest chain of hinted dependencies (1 when none depends on
-    /// another; the block's size when each depends on the one before).
+    /// another; the block's size when each depends on the one before): of the whole block
+    /// once it is planned, of the prefix before.
     pub(crate) fn critical_path(&self) -> usize {
-        self.critical_path
+        self.critical_path.load(Ordering::Relaxed)
     }
 
-    /// The accounts the block names, with their location ids (taken once, for the block's
+    /// The accounts the prefix names, with their location ids (taken once, for the block's
     /// location index).
     pub(crate) fn take_predicted(&mut self) -> PredictedAccounts {
         std::mem::take(&mut self.predicted)
     }
 
-    /// Whether the hints say the block is mostly one chain: its longest chain holds more
-    /// than half of its transactions, so that no schedule could overlap much of it.
+    /// About how many accounts the block names (the prefix's count, in proportion).
+    pub(crate) fn expected_accounts(&self) -> usize {
+        self.expected_accounts
+    }
+
+    /// Whether the hints say the block is mostly one chain: the longest chain of its prefix
+    /// holds more than half of the prefix's transactions, so that no schedule could overlap
+    /// much of it. Judged on the prefix, before any worker runs.
     pub(crate) fn is_mostly_dependent(&self) -> bool {
-        self.critical_path * 2 > self.predecessor.len()
+        self.prefix_critical_path * 2 > self.prefix
+    }
+
+    fn publish(&self, tx: TxIdx, planned: PlannedTx) {
+        let fresh = self.txs.get(tx as usize).set(planned).is_ok();
+        debug_assert!(fresh, "transaction {tx} is planned once");
+    }
+}
+
+impl RemainingPlan<'_> {
+    /// Plans the transactions after the prefix into `plan`, in block order, giving the
+    /// accounts first named there their ids in `index` (the block's location index, which
+    /// workers extend meanwhile).
+    pub(crate) fn finish(mut self, plan: &BlockPlan, index: &LocationIndex) {
+        for (position, tx) in self.txs.iter().enumerate().skip(plan.prefix) {
+            self.builder
+                .add(position as TxIdx, tx, self.beneficiary, plan, Some(index));
+        }
+        // Relaxed: read after the workers are joined.
+        plan.critical_path
+            .store(self.builder.deepest as usize, Ordering::Relaxed);
     }
 }
 
@@ -112,7 +237,8 @@ struct PlanBuilder {
     last_contract_writer: AddressMap<TxIdx>,
     /// Per contract, the latest opaque call to it (anything of the contract may have changed).
     last_opaque_call: AddressMap<TxIdx>,
-    predecessor: Vec<Option<TxIdx>>,
+    /// Transactions the maps were sized for.
+    sized_for: usize,
     /// Per transaction, the length of the longest hinted chain ending with it.
     depth: Vec<u32>,
     /// The longest chain so far.
@@ -120,20 +246,45 @@ struct PlanBuilder {
 }
 
 impl PlanBuilder {
-    fn new(txs: usize, beneficiary: Address) -> Self {
+    /// A builder for a block of `txs` transactions whose maps are sized for the first
+    /// `sized_for` (the part planned before the workers start: growing them later is the
+    /// planning worker's time, not the caller's).
+    fn new(txs: usize, sized_for: usize, beneficiary: Address) -> Self {
         Self {
-            accounts: PredictedAccounts::new(beneficiary, txs),
+            accounts: PredictedAccounts::new(beneficiary, sized_for),
+            sized_for,
             slot_writer: HashMap::default(),
             slot_keys: SlotKeys::default(),
             last_contract_writer: AddressMap::default(),
             last_opaque_call: AddressMap::default(),
-            predecessor: Vec::with_capacity(txs),
             depth: Vec::with_capacity(txs),
             deepest: 0,
         }
     }
 
-    fn add(&mut self, tx: TxIdx, env: &TxEnv, beneficiary: Address) {
+    /// `address`'s entry: on first mention, the next dense id before the block runs
+    /// (`index` is `None`), or its id in the running block's `index`.
+    fn account<'m>(
+        accounts: &'m mut PredictedAccounts,
+        address: Address,
+        index: Option<&LocationIndex>,
+    ) -> &'m mut PredictedAccount {
+        match index {
+            None => accounts.account(address),
+            Some(index) => accounts.account_with(address, || index.id(Location::Account(address))),
+        }
+    }
+
+    /// Plans transaction `tx` (`env`) and publishes it in `plan`; accounts named first get
+    /// their ids as [`Self::account`] says.
+    fn add(
+        &mut self,
+        tx: TxIdx,
+        env: &TxEnv,
+        beneficiary: Address,
+        plan: &BlockPlan,
+        index: Option<&LocationIndex>,
+    ) {
         // A beneficiary that sends (a mining pool paying out) reads every fee paid before it:
         // it depends on all earlier transactions, the latest of which it names.
         let pays_out = env.caller == beneficiary && tx > 0;
@@ -148,14 +299,14 @@ impl PlanBuilder {
             }
         };
         // The sender's balance and nonce: read and written.
-        let sender = self.accounts.account(env.caller);
+        let sender = Self::account(&mut self.accounts, env.caller, index);
         let caller = (env.caller, sender.id);
         if env.caller != beneficiary {
             depend(sender.writer.replace(tx), &self.depth);
         }
         let mut recipient = None;
         if let TxKind::Call(to) = env.kind {
-            let recipient_account = self.accounts.account(to);
+            let recipient_account = Self::account(&mut self.accounts, to, index);
             if !env.value.is_zero() && to != beneficiary {
                 // A credit: later spenders of `to` wait for it; it waits for nobody.
                 recipient_account.writer = Some(tx);
@@ -182,10 +333,6 @@ impl PlanBuilder {
                 }
             }
         }
-        self.accounts.push_tx(TxAccounts {
-            caller,
-            to: recipient,
-        });
         // After the call's hints: a call to a contract named in the access list still finds
         // the contract's previous writer.
         for item in env.access_list.iter() {
@@ -197,27 +344,33 @@ impl PlanBuilder {
                 depend(self.slot_writer.insert(key, tx), &self.depth);
             }
             self.last_contract_writer.insert(item.address, tx);
-            self.accounts.account(item.address);
+            Self::account(&mut self.accounts, item.address, index);
         }
-        self.predecessor.push(latest);
+        plan.publish(
+            tx,
+            PlannedTx {
+                accounts: TxAccounts {
+                    caller,
+                    to: recipient,
+                },
+                predecessor: latest,
+            },
+        );
         self.depth.push(depth + 1);
         self.deepest = self.deepest.max(depth + 1);
     }
 
-    /// Sizes the slot map once for the rest of the block (two slots per ERC-20 transfer), so
-    /// that blocks with slot hints do not rehash as they grow and blocks without allocate
-    /// nothing.
+    /// Sizes the slot map once for the rest of the block, or of the part it was sized for
+    /// (two slots per ERC-20 transfer), so that blocks with slot hints do not rehash as they
+    /// grow and blocks without allocate nothing.
     fn reserve_slots(&mut self, tx: TxIdx) {
-        let remaining = self.predecessor.capacity().saturating_sub(tx as usize);
+        let until = if (tx as usize) < self.sized_for {
+            self.sized_for
+        } else {
+            self.depth.capacity()
+        };
+        let remaining = until.saturating_sub(tx as usize);
         self.slot_writer.reserve(remaining * 2);
-    }
-
-    fn finish(self) -> BlockPlan {
-        BlockPlan {
-            critical_path: self.deepest as usize,
-            predecessor: self.predecessor,
-            predicted: self.accounts,
-        }
     }
 }
 
@@ -394,6 +547,105 @@ mod tests {
         assert_eq!(plan.predecessor(2), Some(1));
         assert_eq!(plan.predecessor(3), None, "another slot");
         assert_eq!(plan.critical_path(), 3);
+    }
+
+    /// A block of every kind of hint, over few enough accounts that they repeat: transfers,
+    /// ERC-20 calls, opaque calls, creations, access lists and payouts by the beneficiary.
+    fn mixed_block(txs: usize) -> Vec<TxEnv> {
+        use revm::context_interface::transaction::{AccessList, AccessListItem};
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |below: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % below) as u8
+        };
+        (0..txs)
+            .map(|_| {
+                let (from, to) = (next(60) + 1, next(60) + 1);
+                match next(6) {
+                    0 => transfer(from, to, 1),
+                    1 => erc20_transfer(from, 0xc0 + next(3), to),
+                    2 => call(from, 0xd0 + next(2), vec![7; 9]),
+                    3 => TxEnv {
+                        kind: TxKind::Create,
+                        ..transfer(from, to, 0)
+                    },
+                    4 => {
+                        let mut tx = transfer(from, to, 0);
+                        tx.access_list = AccessList(vec![AccessListItem {
+                            address: Address::repeat_byte(0xa0 + next(3)),
+                            storage_keys: vec![B256::repeat_byte(next(4))],
+                        }]);
+                        tx
+                    }
+                    _ => transfer(0xbe, to, 1),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_block_planned_in_two_parts_gets_the_whole_blocks_plan_and_consistent_ids() {
+        let txs = mixed_block(400);
+        let whole = BlockPlan::new(&txs, BENEFICIARY);
+        for prefix in [1, 37, 399] {
+            let (mut plan, remaining) = BlockPlan::start(&txs, BENEFICIARY, prefix);
+            let index = LocationIndex::new(plan.take_predicted(), 1_000);
+            assert!(plan.planned(prefix as TxIdx).is_none(), "not planned yet");
+            // The rest is planned on another thread while this one waits for each in order.
+            let planned: Vec<PlannedTx> = std::thread::scope(|scope| {
+                scope.spawn(|| remaining.expect("a remainder").finish(&plan, &index));
+                (0..txs.len() as TxIdx)
+                    .map(|tx| plan.wait_planned(tx, || false).unwrap())
+                    .collect()
+            });
+            assert_eq!(
+                plan.critical_path(),
+                whole.critical_path(),
+                "prefix {prefix}"
+            );
+            for (tx, planned) in planned.iter().enumerate() {
+                let expected = whole.planned(tx as TxIdx).unwrap();
+                assert_eq!(planned.predecessor, expected.predecessor, "tx {tx}");
+                let (caller, to) = (planned.accounts.caller, planned.accounts.to);
+                assert_eq!(caller.0, expected.accounts.caller.0);
+                assert_eq!(to.map(|to| to.0), expected.accounts.to.map(|to| to.0));
+                // Every id is the index's id of that account, whoever gave it.
+                for (address, id) in std::iter::once(caller).chain(to) {
+                    assert_eq!(index.location(id), Location::Account(address));
+                    assert_eq!(index.find(Location::Account(address)), Some(id));
+                }
+                if tx < prefix {
+                    assert_eq!(planned.accounts, expected.accounts, "dense ids as before");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_two_part_plan_judges_the_chain_on_its_prefix() {
+        // A chain of payments, then independent transfers: the prefix is one chain.
+        let mut txs: Vec<TxEnv> = (1..=20).map(|i| transfer(i, i + 1, 5)).collect();
+        txs.extend((0..60).map(|i| transfer(100 + i, 200 - i, 5)));
+        let (prefix_plan, _) = BlockPlan::start(&txs, BENEFICIARY, 20);
+        assert!(prefix_plan.is_mostly_dependent());
+        assert!(!BlockPlan::new(&txs, BENEFICIARY).is_mostly_dependent());
+        let (plan, _) = BlockPlan::start(&txs, BENEFICIARY, 39);
+        assert!(plan.is_mostly_dependent(), "20 of 39");
+        let (plan, _) = BlockPlan::start(&txs, BENEFICIARY, 40);
+        assert!(
+            !plan.is_mostly_dependent(),
+            "20 of 40 is not more than half"
+        );
+    }
+
+    #[test]
+    fn a_waiter_gives_up_when_told() {
+        let txs = mixed_block(10);
+        let (plan, _remaining) = BlockPlan::start(&txs, BENEFICIARY, 4);
+        assert!(plan.wait_planned(3, || true).is_some(), "planned: no wait");
+        assert_eq!(plan.wait_planned(4, || true), None);
     }
 
     #[test]

@@ -36,7 +36,9 @@ pub struct ExecutionStats {
     pub validations: u64,
     /// Validations that failed and aborted their incarnation.
     pub aborts: u64,
-    /// Making the block's plan from hints (one pass over the transactions).
+    /// Making the block's plan from hints (one pass over the transactions), on the caller
+    /// before the workers start: the whole plan of a small block, the prefix of a large one
+    /// (whose rest a worker plans during `execution`).
     pub planning: Duration,
     /// Setting up the block: location index, multi-version memory, scheduler, arenas.
     pub setup: Duration,

@@ -48,13 +48,19 @@ pub(crate) fn point() {
     }
 }
 
-/// Reads the environment on the first call, then delays the thread at random when stress
-/// mode is on.
+/// Whether stress mode is on (the engine also shrinks some thresholds then, so that small
+/// test blocks take the paths that large blocks take). Never under loom.
+pub(crate) fn enabled() -> bool {
+    #[cfg(not(loom))]
+    return state() == ON;
+    #[cfg(loom)]
+    return false;
+}
+
+/// [`STATE`], reading the environment on the first call.
 #[cfg(not(loom))]
-#[cold]
-#[inline(never)]
-fn perturb() {
-    let state = match STATE.load(Ordering::Relaxed) {
+fn state() -> u8 {
+    match STATE.load(Ordering::Relaxed) {
         UNKNOWN => {
             let on = std::env::var_os(ENV_VAR).is_some_and(|value| value == "1");
             let state = if on { ON } else { OFF };
@@ -62,8 +68,15 @@ fn perturb() {
             state
         }
         state => state,
-    };
-    if state != ON {
+    }
+}
+
+/// Delays the thread at random when stress mode is on.
+#[cfg(not(loom))]
+#[cold]
+#[inline(never)]
+fn perturb() {
+    if state() != ON {
         return;
     }
     let random = next_random();

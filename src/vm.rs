@@ -37,6 +37,7 @@ use crate::location::{Location, LocationIndex, TxAccounts};
 use crate::mv_memory::{
     AccountDigest, AccountValue, BaseValue, MvMemory, Read, ReadOrigin, ReadResult, WriteValue,
 };
+use crate::plan::BlockPlan;
 use crate::state_cache::{AccountCommit, credit_in_state_diff};
 use crate::types::{LocId, TxIdx};
 
@@ -45,6 +46,8 @@ pub(crate) struct BlockContext<'a, S> {
     pub(crate) storage: &'a S,
     pub(crate) memory: &'a MvMemory,
     pub(crate) index: &'a LocationIndex,
+    /// The block's plan: each transaction's accounts, published before it runs.
+    pub(crate) plan: &'a BlockPlan,
     pub(crate) beneficiary: Address,
     pub(crate) delete_touched_empty: bool,
 }
@@ -175,7 +178,12 @@ impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
         self.slots.clear();
         self.blocked_on = None;
         self.lazy_recipient = lazy_recipient(tx_env, self.ctx.beneficiary);
-        let TxAccounts { caller, to } = self.ctx.index.tx_accounts(tx as usize);
+        let TxAccounts { caller, to } = self
+            .ctx
+            .plan
+            .planned(tx)
+            .expect("a transaction runs once it is planned")
+            .accounts;
         self.known_accounts = [
             (self.ctx.beneficiary, LocationIndex::BENEFICIARY),
             caller,

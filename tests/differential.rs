@@ -35,6 +35,17 @@ fn raw_transfers() {
     }
 }
 
+/// Blocks of 4,096 transactions and more are planned in two parts: a prefix before the
+/// workers start, the rest by a worker while the others execute (and wait for it).
+#[test]
+fn blocks_large_enough_to_be_planned_while_they_execute() {
+    assert_parallel_equals_sequential(&WorkloadSpec::new(WorkloadKind::Raw, 6_000));
+    assert_parallel_equals_sequential(
+        &WorkloadSpec::new(WorkloadKind::Erc20, 4_500).with_contracts(3),
+    );
+    assert_parallel_equals_sequential(&WorkloadSpec::new(WorkloadKind::Hybrid, 4_200));
+}
+
 #[test]
 fn erc20_transfers() {
     for seed in [1, 2, 3] {

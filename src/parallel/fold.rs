@@ -260,6 +260,7 @@ mod tests {
             storage: &storage,
             memory: &memory,
             index: &index,
+            plan: &crate::plan::BlockPlan::new(&[], beneficiary),
             beneficiary,
             delete_touched_empty: true,
         };

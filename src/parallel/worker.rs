@@ -13,7 +13,7 @@ use revm::database_interface::DatabaseRef;
 use crate::block::Block;
 use crate::evm::{BlockEvm, block_evm};
 use crate::mv_memory::Read;
-use crate::plan::BlockPlan;
+use crate::plan::RemainingPlan;
 use crate::rules::{OnCommit, Rules};
 use crate::scheduler::{CommitLock, RecycledScheduler, Scheduler, Task};
 use crate::stats::WorkerCounts;
@@ -56,8 +56,9 @@ pub(super) struct Run<'a, S: DatabaseRef> {
     pub(super) block: &'a Block,
     pub(super) context: BlockContext<'a, S>,
     pub(super) scheduler: Scheduler,
-    /// Which earlier transaction each transaction probably waits for.
-    pub(super) plan: &'a BlockPlan,
+    /// The plan of the transactions after the prefix, planned by the first worker to start
+    /// while the others execute (see `plan`).
+    remaining_plan: Mutex<Option<RemainingPlan<'a>>>,
     /// What an excluded transaction writes (nothing) and which reverted ones are excluded.
     pub(super) rules: Rules<'a>,
     /// Sees each included transaction's result as it commits.
@@ -79,19 +80,19 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
     pub(super) fn new(
         block: &'a Block,
         context: BlockContext<'a, S>,
-        plan: &'a BlockPlan,
+        remaining_plan: Option<RemainingPlan<'a>>,
         rules: Rules<'a>,
         on_commit: Option<OnCommit<'a>>,
         recycled: Option<RecycledScheduler>,
     ) -> Self {
         let txs = block.txs.len();
-        // The accounts the plan predicted (senders, recipients): about those the block writes.
-        let expected_accounts = context.index.len();
+        // The accounts the plan names (senders, recipients): about those the block writes.
+        let expected_accounts = context.plan.expected_accounts();
         Self {
             block,
             context,
             scheduler: Scheduler::recycling(recycled, txs),
-            plan,
+            remaining_plan: Mutex::new(remaining_plan),
             rules,
             on_commit,
             slots: (0..txs)
@@ -109,6 +110,12 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
     pub(super) fn work(&self, arena: &'a Bump, buffers: &mut VmBuffers) {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut counts = WorkerCounts::default();
+            let remaining_plan = lock(&self.remaining_plan).take();
+            if let Some(remaining_plan) = remaining_plan {
+                // Planning is this worker's first task.
+                counts.first_task = Some(Instant::now());
+                remaining_plan.finish(self.context.plan, self.context.index);
+            }
             self.work_loop(arena, buffers, &mut counts);
             lock(&self.counts).push(counts);
         }));
@@ -175,10 +182,20 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         version: Version,
         counts: &mut WorkerCounts,
     ) -> Option<Task> {
+        // A transaction after a large block's prefix may not be planned yet: the planning
+        // worker is ahead of the others but started with them.
+        let Some(planned) = self
+            .context
+            .plan
+            .wait_planned(version.tx, || self.abandoned.load(Ordering::SeqCst))
+        else {
+            // Abandoned: the loop stops.
+            return None;
+        };
         // A first incarnation whose hinted predecessor has not finished yet would most
         // likely read stale values and be aborted: it waits for that predecessor instead.
         if version.incarnation == 0
-            && let Some(predecessor) = self.plan.predecessor(version.tx)
+            && let Some(predecessor) = planned.predecessor
             && self.scheduler.add_dependency(version.tx, predecessor)
         {
             counts.suspensions += 1;
