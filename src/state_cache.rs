@@ -267,6 +267,57 @@ pub(crate) fn net_changes(
     (changes, vanished)
 }
 
+/// [`net_changes`] for a map where only some accounts can be short of a net change: those
+/// in `candidates` (an account whose info, at its last write, was back at its original, or
+/// one of whose slots was, or whose storage was wiped; repeats allowed). Every other account
+/// is changed and keeps each slot, so only the candidates are settled, and only the code of
+/// the `deployed` accounts (each account whose code hash a write changed, with that hash) is
+/// looked at: the cost is that of the candidates, not of the block's accounts. Gives what
+/// [`net_changes`] gives for such a map.
+pub(crate) fn net_changes_of_candidates(
+    mut accounts: AddressMap<AccountChange>,
+    codes: &B256Map<Bytecode>,
+    candidates: &[Address],
+    deployed: &[(Address, B256)],
+) -> (StateChanges, Vec<Address>) {
+    let mut vanished = Vec::new();
+    for address in candidates {
+        // Gone already when it appears twice and was dropped the first time.
+        let Some(account) = accounts.get_mut(address) else {
+            continue;
+        };
+        match settle(account) {
+            Change::Changed => {}
+            Change::Vanished => {
+                vanished.push(*address);
+                accounts.remove(address);
+            }
+            Change::Unchanged => {
+                accounts.remove(address);
+            }
+        }
+    }
+    let mut contracts = B256Map::default();
+    for (address, code_hash) in deployed {
+        let Some(change) = accounts.get(address) else {
+            continue;
+        };
+        let Some(info) = &change.info else { continue };
+        let original_hash = change.original.as_ref().map(|o| o.code_hash);
+        if info.code_hash == *code_hash
+            && original_hash != Some(*code_hash)
+            && let Some(code) = codes.get(code_hash)
+        {
+            contracts.insert(*code_hash, code.clone());
+        }
+    }
+    let changes = StateChanges {
+        accounts,
+        contracts,
+    };
+    (changes, vanished)
+}
+
 impl<S: DatabaseRef> Database for StateCache<'_, S> {
     type Error = S::Error;
 
@@ -312,5 +363,75 @@ impl<S: DatabaseRef> Database for StateCache<'_, S> {
 
     fn block_hash(&mut self, number: u64) -> Result<B256, Self::Error> {
         self.storage.block_hash_ref(number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(balance: u64, code_hash: B256) -> AccountInfo {
+        AccountInfo {
+            balance: U256::from(balance),
+            code_hash,
+            ..AccountInfo::default()
+        }
+    }
+
+    #[test]
+    fn settling_the_candidates_gives_the_net_changes_of_the_whole_map() {
+        let address = Address::with_last_byte;
+        let code = Bytecode::new_raw(vec![0x60, 0x00].into());
+        let mut accounts = AddressMap::default();
+        let mut candidates = Vec::new();
+        // 1: changed balance, not a candidate.
+        let mut changed = loaded(Some(info(1, KECCAK_EMPTY)));
+        changed.info = Some(info(2, KECCAK_EMPTY));
+        accounts.insert(address(1), changed);
+        // 2: balance back at its original: unchanged.
+        accounts.insert(address(2), loaded(Some(info(5, KECCAK_EMPTY))));
+        candidates.push(address(2));
+        // 3: one slot back at its original, one changed: kept with the changed slot only.
+        let mut slots = loaded(Some(info(3, KECCAK_EMPTY)));
+        let slot = |original: u64, present: u64| SlotChange {
+            original: U256::from(original),
+            present: U256::from(present),
+        };
+        slots.storage.insert(U256::from(1), slot(7, 7));
+        slots.storage.insert(U256::from(2), slot(7, 8));
+        accounts.insert(address(3), slots);
+        candidates.extend([address(3), address(3)]);
+        // 4: created and destroyed: vanished.
+        let mut vanishing = loaded(None);
+        wipe_storage(&mut vanishing);
+        accounts.insert(address(4), vanishing);
+        candidates.push(address(4));
+        // 5: deployed code; 6: deployed, then its code hash changed back.
+        let mut deployed_account = loaded(None);
+        deployed_account.info = Some(info(0, code.hash_slow()));
+        accounts.insert(address(5), deployed_account);
+        let mut codes = B256Map::default();
+        codes.insert(code.hash_slow(), code.clone());
+        let other = B256::repeat_byte(0x77);
+        let mut redeployed = loaded(Some(info(0, other)));
+        redeployed.info = Some(info(1, other));
+        accounts.insert(address(6), redeployed);
+        let deployed = [
+            (address(5), code.hash_slow()),
+            (address(6), code.hash_slow()),
+        ];
+
+        let (expected, mut expected_vanished) = net_changes(accounts.clone(), &codes);
+        let (actual, mut actual_vanished) =
+            net_changes_of_candidates(accounts, &codes, &candidates, &deployed);
+        expected_vanished.sort();
+        actual_vanished.sort();
+        assert_eq!(actual, expected);
+        assert_eq!(actual_vanished, expected_vanished);
+        assert_eq!(actual_vanished, vec![address(4)]);
+        let kept: std::collections::BTreeSet<_> = actual.accounts.keys().copied().collect();
+        assert_eq!(kept, [1, 3, 5, 6].map(address).into_iter().collect());
+        assert_eq!(actual.accounts[&address(3)].storage.len(), 1);
+        assert_eq!(actual.contracts.len(), 1);
     }
 }

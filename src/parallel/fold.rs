@@ -13,13 +13,13 @@
 use revm::bytecode::Bytecode;
 use revm::database_interface::DatabaseRef;
 use revm::primitives::map::{AddressMap, B256Map, Entry};
-use revm::primitives::{Address, KECCAK_EMPTY, U256};
+use revm::primitives::{Address, B256, KECCAK_EMPTY, U256};
 use revm::state::AccountInfo;
 
 use crate::location::Location;
 use crate::mv_memory::{AccountValue, BaseValue, WriteValue, apply_credit};
 use crate::output::{AccountChange, SlotChange, StateChanges};
-use crate::state_cache::{loaded, net_changes, wipe_storage};
+use crate::state_cache::{loaded, net_changes_of_candidates, wipe_storage};
 use crate::types::{LocId, TxIdx};
 use crate::vm::BlockContext;
 
@@ -34,6 +34,13 @@ pub(super) struct CommittedState {
     /// writes: a wipe it made clears the slots written before it, not its own. Kept to reuse
     /// the allocation.
     slot_writes: Vec<(Address, U256, LocId, U256)>,
+    /// Accounts that may end the block short of a net change: written back to their
+    /// original info, given a slot back at its original value, or wiped (the only ones the
+    /// end must settle; every other account is changed and keeps each slot).
+    candidates: Vec<Address>,
+    /// Accounts whose code hash a write changed, with that hash (the only ones whose code
+    /// the output may need).
+    deployed: Vec<(Address, B256)>,
 }
 
 impl CommittedState {
@@ -43,6 +50,8 @@ impl CommittedState {
             accounts: AddressMap::with_capacity_and_hasher(expected_accounts, Default::default()),
             codes: B256Map::default(),
             slot_writes: Vec::new(),
+            candidates: Vec::new(),
+            deployed: Vec::new(),
         }
     }
 
@@ -80,7 +89,7 @@ impl CommittedState {
     /// The block's net changes and the accounts that vanished, once every transaction is
     /// folded.
     pub(super) fn into_changes(self) -> (StateChanges, Vec<Address>) {
-        net_changes(self.accounts, &self.codes)
+        net_changes_of_candidates(self.accounts, &self.codes, &self.candidates, &self.deployed)
     }
 
     /// Folds `tx`'s value at `address`'s own location: a new value, or a lazy credit on top
@@ -98,13 +107,15 @@ impl CommittedState {
             WriteValue::Account(value) => {
                 let info = value.info.as_ref();
                 if let Some(info) = info
-                    && let Some(code) = &info.code
                     && info.code_hash != KECCAK_EMPTY
                     && account.original.as_ref().map(|o| o.code_hash) != Some(info.code_hash)
                 {
-                    self.codes
-                        .entry(info.code_hash)
-                        .or_insert_with(|| code.clone());
+                    self.deployed.push((address, info.code_hash));
+                    if let Some(code) = &info.code {
+                        self.codes
+                            .entry(info.code_hash)
+                            .or_insert_with(|| code.clone());
+                    }
                 }
                 AccountValue {
                     info: info.map(AccountInfo::copy_without_code),
@@ -127,6 +138,9 @@ impl CommittedState {
             wipe_storage(account);
         }
         account.info = value.info;
+        if account.storage_wiped || account.info == account.original {
+            self.candidates.push(address);
+        }
         Ok(())
     }
 
@@ -142,8 +156,12 @@ impl CommittedState {
     ) -> Result<(), S::Error> {
         let account = account_entry(&mut self.accounts, address, None, context)?;
         let wiped = account.storage_wiped;
-        match account.storage.entry(key) {
-            Entry::Occupied(slot) => slot.into_mut().present = present,
+        let back_at_original = match account.storage.entry(key) {
+            Entry::Occupied(slot) => {
+                let slot = slot.into_mut();
+                slot.present = present;
+                slot.present == slot.original
+            }
             Entry::Vacant(slot) => {
                 let original = if wiped {
                     U256::ZERO
@@ -156,7 +174,11 @@ impl CommittedState {
                     }
                 };
                 slot.insert(SlotChange { original, present });
+                present == original
             }
+        };
+        if back_at_original {
+            self.candidates.push(address);
         }
         Ok(())
     }
