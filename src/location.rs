@@ -24,7 +24,7 @@ use revm::primitives::{Address, U256};
 use self::id_table::{IdTable, Slot};
 use crate::segmented_vec::SegmentedVec;
 use crate::sync::{AtomicUsize, Ordering};
-use crate::types::{LocId, TxIdx};
+use crate::types::LocId;
 
 /// A memory location of the EVM state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -45,21 +45,12 @@ pub(crate) struct TxAccounts {
     pub(crate) to: Option<(Address, LocId)>,
 }
 
-/// A predicted account: its id, and the latest transaction that the plan expects to change
-/// its balance or nonce (the plan's bookkeeping, kept beside the id so that one look-up
-/// serves both).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct PredictedAccount {
-    pub(crate) id: LocId,
-    pub(crate) writer: Option<TxIdx>,
-}
-
 /// The accounts a block names before it runs, with dense ids in order of first mention (the
 /// beneficiary first: [`LocationIndex::BENEFICIARY`]). Built by the plan in one pass over the
 /// block (or its prefix); read-only once the index holds it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct PredictedAccounts {
-    accounts: AddressMap<PredictedAccount>,
+    accounts: AddressMap<LocId>,
     /// Each predicted id's address, by id.
     addresses: Vec<Address>,
 }
@@ -71,65 +62,35 @@ impl PredictedAccounts {
             accounts: AddressMap::with_capacity_and_hasher(txs * 2 + 1, Default::default()),
             addresses: Vec::with_capacity(txs * 2 + 1),
         };
-        let id = predicted.account(beneficiary).id;
+        let id = predicted.account(beneficiary);
         debug_assert_eq!(id, LocationIndex::BENEFICIARY);
         predicted
     }
 
-    /// `address`'s entry, giving it the next id on first mention.
-    pub(crate) fn account(&mut self, address: Address) -> &mut PredictedAccount {
+    /// `address`'s id, giving it the next one on first mention.
+    pub(crate) fn account(&mut self, address: Address) -> LocId {
         let next = self.addresses.len();
-        self.accounts.entry(address).or_insert_with(|| {
+        *self.accounts.entry(address).or_insert_with(|| {
             self.addresses.push(address);
-            PredictedAccount {
-                id: LocId(u32::try_from(next).expect("fewer than 2^32 locations in a block")),
-                writer: None,
-            }
+            LocId(u32::try_from(next).expect("fewer than 2^32 locations in a block"))
         })
     }
 
-    /// `address`'s entry, with the id `id()` gives on first mention: an id of the running
-    /// block's index, for accounts named after the planned prefix. Such an entry has no
-    /// dense id of this map (it is not among [`Self::len`]).
-    pub(crate) fn account_with(
-        &mut self,
-        address: Address,
-        id: impl FnOnce() -> LocId,
-    ) -> &mut PredictedAccount {
-        self.accounts
-            .entry(address)
-            .or_insert_with(|| PredictedAccount {
-                id: id(),
-                writer: None,
-            })
-    }
-
-    /// The same accounts and ids, without the planner's bookkeeping, in a map sized to them
-    /// (the location index's copy, looked up by every worker).
-    pub(crate) fn ids_only(&self) -> Self {
-        let mut accounts =
-            AddressMap::with_capacity_and_hasher(self.accounts.len(), Default::default());
-        accounts.extend(self.accounts.iter().map(|(address, account)| {
-            let id_only = PredictedAccount {
-                id: account.id,
-                writer: None,
-            };
-            (*address, id_only)
-        }));
-        Self {
-            accounts,
-            addresses: self.addresses.clone(),
-        }
-    }
-
     fn id(&self, address: &Address) -> Option<LocId> {
-        self.accounts.get(address).map(|account| account.id)
+        self.accounts.get(address).copied()
     }
 
     /// Number of dense ids given.
     pub(crate) fn len(&self) -> usize {
         self.addresses.len()
     }
+}
+
+/// What a block's location index leaves for the next block: its id table and location
+/// records, emptied ([`LocationIndex::into_recycled`]).
+pub(crate) struct RecycledIndex {
+    ids: IdTable,
+    locations: SegmentedVec<OnceLock<Location>>,
 }
 
 /// The block's location index: location to id, concurrently extensible.
@@ -151,15 +112,47 @@ impl LocationIndex {
 
     /// An index holding the `predicted` accounts, with room for about `expected` locations
     /// met during execution.
+    #[cfg(any(test, loom))]
     pub(crate) fn new(predicted: PredictedAccounts, expected: usize) -> Self {
+        Self::recycling(predicted, expected, None)
+    }
+
+    /// [`new`](Self::new), on an earlier block's `recycled` index when there is one: its
+    /// table and location records are reused, emptied, so that a block's first sight of a
+    /// location does not fault fresh pages in.
+    pub(crate) fn recycling(
+        predicted: PredictedAccounts,
+        expected: usize,
+        recycled: Option<RecycledIndex>,
+    ) -> Self {
         let first_unpredicted = predicted.len();
+        let (ids, locations) = match recycled {
+            Some(RecycledIndex { ids, locations }) => {
+                (IdTable::recycling(expected, ids), locations)
+            }
+            // Buckets of locations are allocated by the workers that first give an id in them.
+            None => (IdTable::new(expected), SegmentedVec::with_capacity(0)),
+        };
         Self {
             predicted,
-            ids: IdTable::new(expected),
+            ids,
             next: AtomicUsize::new(first_unpredicted),
-            // Buckets are allocated by the workers that first give an id in them.
-            locations: SegmentedVec::with_capacity(0),
+            locations,
         }
+    }
+
+    /// Empties this index for another block, keeping its table's and location records'
+    /// allocations. Costs a pass over the table and the records given.
+    pub(crate) fn into_recycled(self) -> RecycledIndex {
+        let unpredicted = self.unpredicted();
+        let Self {
+            mut ids,
+            mut locations,
+            ..
+        } = self;
+        ids.reset();
+        locations.reset(unpredicted);
+        RecycledIndex { ids, locations }
     }
 
     /// Number of ids given to locations met during execution (not predicted by the plan).
@@ -331,6 +324,31 @@ mod tests {
         let slot = Location::Storage(listed, U256::from(5));
         assert_eq!(index.id(slot), LocId(4));
         assert_eq!(index.location(LocId(4)), slot);
+    }
+
+    #[test]
+    fn a_recycled_index_forgets_the_last_blocks_locations() {
+        let slot = |key: u64| Location::Storage(Address::repeat_byte(1), U256::from(key));
+        let first = LocationIndex::predicted(Address::ZERO, &[]);
+        let first_ids: Vec<LocId> = (0..300).map(|key| first.id(slot(key))).collect();
+        assert_eq!(first_ids[299], LocId(300));
+        let recycled = first.into_recycled();
+        // The next block names another account first: its ids start after it.
+        let txs = [TxEnv {
+            caller: Address::repeat_byte(7),
+            kind: TxKind::Create,
+            ..TxEnv::default()
+        }];
+        let mut plan = crate::plan::BlockPlan::new(&txs, Address::ZERO);
+        let index = LocationIndex::recycling(plan.take_predicted(), 10, Some(recycled));
+        assert_eq!(index.len(), 2);
+        assert!((0..300).all(|key| index.find(slot(key)).is_none()));
+        assert_eq!(index.id(slot(299)), LocId(2));
+        assert_eq!(index.location(LocId(2)), slot(299));
+        assert_eq!(index.id(slot(0)), LocId(3));
+        assert_eq!(index.location(LocId(3)), slot(0));
+        assert_eq!(index.find(slot(299)), Some(LocId(2)));
+        assert_eq!(index.unpredicted(), 2);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use revm::primitives::hardfork::SpecId;
 
 use crate::block::Block;
 use crate::error::BlockError;
-use crate::location::LocationIndex;
+use crate::location::{LocationIndex, RecycledIndex};
 use crate::mv_memory::{MvMemory, RecycledMemory};
 use crate::options::Options;
 use crate::plan::BlockPlan;
@@ -116,7 +116,7 @@ where
         txs,
         &mut plan,
         retained.expected_unpredicted(txs),
-        retained.recycled.take(),
+        (retained.recycled_index.take(), retained.recycled.take()),
         delete_touched_empty,
     );
     let mut states = retained.take_worker_states(threads.threads());
@@ -172,7 +172,8 @@ where
         scheduler: Some(scheduler),
         recycle: retained.recycled.clone(),
         recycle_scheduler: retained.recycled_scheduler.clone(),
-        index,
+        recycle_index: retained.recycled_index.clone(),
+        index: Some(index),
         unkept,
     };
     let teardown = |stats: &mut ExecutionStats| {
@@ -232,18 +233,19 @@ fn run_sequentially<S: DatabaseRef>(
 
 /// Set-up: the block's location index (the plan's accounts, and a table sized for the
 /// locations met during execution: `expected_unpredicted` from the last block, else four per
-/// transaction) and its multi-version memory (on the `recycled` memory of an earlier block
-/// when there is one).
+/// transaction) and its multi-version memory, each on what an earlier block left
+/// (`recycled`) when there is some.
 fn set_up(
     txs: usize,
     plan: &mut BlockPlan,
     expected_unpredicted: Option<usize>,
-    recycled: Option<RecycledMemory>,
+    (recycled_index, recycled): (Option<RecycledIndex>, Option<RecycledMemory>),
     delete_touched_empty: bool,
 ) -> (LocationIndex, MvMemory) {
-    let index = LocationIndex::new(
+    let index = LocationIndex::recycling(
         plan.take_predicted(),
         expected_unpredicted.unwrap_or(txs * 4),
+        recycled_index,
     );
     // Cells set up front, on this thread (the rest come in buckets that workers allocate as
     // they meet them): no more than the block is expected to use (raw transfers use two
@@ -291,7 +293,9 @@ struct Leftovers {
     scheduler: Option<Scheduler>,
     recycle: RecycleSlot<RecycledMemory>,
     recycle_scheduler: RecycleSlot<RecycledScheduler>,
-    index: LocationIndex,
+    recycle_index: RecycleSlot<RecycledIndex>,
+    /// Always `Some` until dropped.
+    index: Option<LocationIndex>,
     /// Worker states beyond the executor's kept workers (a block on spawned threads).
     #[expect(dead_code, reason = "held only to be freed with the rest")]
     unkept: Vec<WorkerState>,
@@ -299,8 +303,12 @@ struct Leftovers {
 
 impl Drop for Leftovers {
     fn drop(&mut self) {
+        let locations = self.index.as_ref().map_or(0, LocationIndex::len);
         if let Some(memory) = self.memory.take() {
-            self.recycle.recycle(memory, self.index.len());
+            self.recycle.recycle(memory, locations);
+        }
+        if let Some(index) = self.index.take() {
+            self.recycle_index.recycle(index);
         }
         if let Some(scheduler) = self.scheduler.take() {
             self.recycle_scheduler.put(Some(scheduler.into_recycled()));

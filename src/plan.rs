@@ -9,8 +9,8 @@
 //! need, or runs too early and is re-executed), never correctness, which validation keeps.
 //!
 //! The same pass gives the accounts the block names their dense location ids
-//! ([`PredictedAccounts`]): the look-up that finds a sender's previous writer also finds or
-//! gives its id.
+//! ([`PredictedAccounts`]); an account's previous writer is kept by that id, so one look-up
+//! per account serves both.
 //!
 //! The engine uses a plan twice: a block whose longest chain of hinted dependencies covers
 //! most of its transactions is run on the sequential path (Block-STM would only re-execute
@@ -33,10 +33,10 @@ use revm::context::TxEnv;
 use revm::primitives::map::{AddressMap, FbBuildHasher, HashMap};
 use revm::primitives::{Address, B256, TxKind, keccak256};
 
-use crate::location::{Location, LocationIndex, PredictedAccount, PredictedAccounts, TxAccounts};
+use crate::location::{Location, LocationIndex, PredictedAccounts, TxAccounts};
 use crate::segmented_vec::SegmentedVec;
 use crate::sync::{AtomicUsize, Ordering};
-use crate::types::TxIdx;
+use crate::types::{LocId, TxIdx};
 
 /// ERC-20 `transfer(address,uint256)`.
 const TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
@@ -61,8 +61,11 @@ pub(crate) struct PlannedTx {
 /// The plan of one block (see the module documentation), shared by the planner, which
 /// publishes each transaction's [`PlannedTx`] once, and the workers, which read them.
 pub(crate) struct BlockPlan {
-    /// Per transaction, its plan once published.
-    txs: SegmentedVec<OnceLock<PlannedTx>>,
+    /// The prefix's plans, made before any worker runs (read-only while they do).
+    prefix_txs: Vec<PlannedTx>,
+    /// Per transaction after the prefix (at its position less the prefix's length), its
+    /// plan once published.
+    rest: SegmentedVec<OnceLock<PlannedTx>>,
     /// Transactions planned by [`Self::start`], before any worker runs.
     prefix: usize,
     /// The longest chain of hinted dependencies within the prefix.
@@ -101,7 +104,8 @@ impl BlockPlan {
     ) -> (Self, Option<RemainingPlan<'_>>) {
         let prefix = prefix.min(txs.len());
         let mut plan = Self {
-            txs: SegmentedVec::with_capacity(0),
+            prefix_txs: Vec::with_capacity(prefix),
+            rest: SegmentedVec::with_capacity(0),
             prefix,
             prefix_critical_path: 0,
             critical_path: AtomicUsize::new(0),
@@ -110,7 +114,8 @@ impl BlockPlan {
         };
         let mut builder = PlanBuilder::new(txs.len(), prefix, beneficiary);
         for (position, tx) in txs[..prefix].iter().enumerate() {
-            builder.add(position as TxIdx, tx, beneficiary, &plan, None);
+            let planned = builder.add(position as TxIdx, tx, beneficiary, None);
+            plan.prefix_txs.push(planned);
         }
         plan.prefix_critical_path = builder.deepest as usize;
         // Relaxed: read by this thread, or after the workers are joined.
@@ -118,13 +123,12 @@ impl BlockPlan {
             .store(builder.deepest as usize, Ordering::Relaxed);
         let named = builder.accounts.len();
         plan.expected_accounts = named * txs.len() / prefix.max(1);
+        // The index gets the prefix's accounts; the rest of the plan finds their ids there
+        // (and gives new accounts theirs), its writers being kept by id.
+        plan.predicted = std::mem::take(&mut builder.accounts);
         if prefix == txs.len() {
-            plan.predicted = builder.accounts;
             return (plan, None);
         }
-        // The index gets the prefix's accounts; the planner keeps its own copy, whose
-        // writers it goes on updating.
-        plan.predicted = builder.accounts.ids_only();
         let remaining = RemainingPlan {
             builder,
             txs,
@@ -136,13 +140,19 @@ impl BlockPlan {
     /// What the plan says of `tx`, once published.
     #[inline]
     pub(crate) fn planned(&self, tx: TxIdx) -> Option<&PlannedTx> {
-        self.txs.get(tx as usize).get()
+        match self.prefix_txs.get(tx as usize) {
+            Some(planned) => Some(planned),
+            None => self.rest.get(tx as usize - self.prefix).get(),
+        }
     }
 
     /// What the plan says of `tx`, waiting for it to be published unless `give_up` says so
     /// (the block was abandoned; `None` then).
     pub(crate) fn wait_planned(&self, tx: TxIdx, give_up: impl Fn() -> bool) -> Option<PlannedTx> {
-        let record = self.txs.get(tx as usize);
+        if let Some(planned) = self.prefix_txs.get(tx as usize) {
+            return Some(*planned);
+        }
+        let record = self.rest.get(tx as usize - self.prefix);
         let backoff = crossbeam_utils::Backoff::new();
         loop {
             if let Some(planned) = record.get() {
@@ -187,8 +197,13 @@ impl BlockPlan {
         self.prefix_critical_path * 2 > self.prefix
     }
 
+    /// Publishes the plan of `tx`, a transaction after the prefix.
     fn publish(&self, tx: TxIdx, planned: PlannedTx) {
-        let fresh = self.txs.get(tx as usize).set(planned).is_ok();
+        let fresh = self
+            .rest
+            .get(tx as usize - self.prefix)
+            .set(planned)
+            .is_ok();
         debug_assert!(fresh, "transaction {tx} is planned once");
     }
 }
@@ -199,8 +214,10 @@ impl RemainingPlan<'_> {
     /// workers extend meanwhile).
     pub(crate) fn finish(mut self, plan: &BlockPlan, index: &LocationIndex) {
         for (position, tx) in self.txs.iter().enumerate().skip(plan.prefix) {
-            self.builder
-                .add(position as TxIdx, tx, self.beneficiary, plan, Some(index));
+            let planned = self
+                .builder
+                .add(position as TxIdx, tx, self.beneficiary, Some(index));
+            plan.publish(position as TxIdx, planned);
         }
         // Relaxed: read after the workers are joined.
         plan.critical_path
@@ -226,9 +243,12 @@ impl SlotKeys {
 
 /// Builds a [`BlockPlan`] in one pass over the transactions, in block order.
 struct PlanBuilder {
-    /// Per account named by the block, its location id and the latest transaction that
-    /// changes its balance or nonce.
+    /// The accounts named before the workers start, with their dense location ids (the
+    /// location index's after that).
     accounts: PredictedAccounts,
+    /// Per account location id, the latest transaction that changes the account's balance
+    /// or nonce.
+    writers: Vec<Option<TxIdx>>,
     /// Per slot (by its [`SlotKeys::fingerprint`]), the latest transaction that writes it.
     slot_writer: HashMap<u64, TxIdx>,
     slot_keys: SlotKeys,
@@ -252,6 +272,7 @@ impl PlanBuilder {
     fn new(txs: usize, sized_for: usize, beneficiary: Address) -> Self {
         Self {
             accounts: PredictedAccounts::new(beneficiary, sized_for),
+            writers: Vec::with_capacity(sized_for * 2 + 1),
             sized_for,
             slot_writer: HashMap::default(),
             slot_keys: SlotKeys::default(),
@@ -262,29 +283,32 @@ impl PlanBuilder {
         }
     }
 
-    /// `address`'s entry: on first mention, the next dense id before the block runs
-    /// (`index` is `None`), or its id in the running block's `index`.
-    fn account<'m>(
-        accounts: &'m mut PredictedAccounts,
-        address: Address,
-        index: Option<&LocationIndex>,
-    ) -> &'m mut PredictedAccount {
+    /// `address`'s id: on first mention, the next dense id before the block runs (`index`
+    /// is `None`), or its id in the running block's `index`.
+    fn account(&mut self, address: Address, index: Option<&LocationIndex>) -> LocId {
         match index {
-            None => accounts.account(address),
-            Some(index) => accounts.account_with(address, || index.id(Location::Account(address))),
+            None => self.accounts.account(address),
+            Some(index) => index.id(Location::Account(address)),
         }
     }
 
-    /// Plans transaction `tx` (`env`) and publishes it in `plan`; accounts named first get
-    /// their ids as [`Self::account`] says.
+    /// The latest writer of the account with id `id`.
+    fn writer(&mut self, id: LocId) -> &mut Option<TxIdx> {
+        if id.index() >= self.writers.len() {
+            self.writers.resize(id.index() + 1, None);
+        }
+        &mut self.writers[id.index()]
+    }
+
+    /// Plans transaction `tx` (`env`); accounts named first get their ids as
+    /// [`Self::account`] says.
     fn add(
         &mut self,
         tx: TxIdx,
         env: &TxEnv,
         beneficiary: Address,
-        plan: &BlockPlan,
         index: Option<&LocationIndex>,
-    ) {
+    ) -> PlannedTx {
         // A beneficiary that sends (a mining pool paying out) reads every fee paid before it:
         // it depends on all earlier transactions, the latest of which it names.
         let pays_out = env.caller == beneficiary && tx > 0;
@@ -299,19 +323,20 @@ impl PlanBuilder {
             }
         };
         // The sender's balance and nonce: read and written.
-        let sender = Self::account(&mut self.accounts, env.caller, index);
-        let caller = (env.caller, sender.id);
+        let sender = self.account(env.caller, index);
+        let caller = (env.caller, sender);
         if env.caller != beneficiary {
-            depend(sender.writer.replace(tx), &self.depth);
+            let previous = self.writer(sender).replace(tx);
+            depend(previous, &self.depth);
         }
         let mut recipient = None;
         if let TxKind::Call(to) = env.kind {
-            let recipient_account = Self::account(&mut self.accounts, to, index);
+            let recipient_id = self.account(to, index);
             if !env.value.is_zero() && to != beneficiary {
                 // A credit: later spenders of `to` wait for it; it waits for nobody.
-                recipient_account.writer = Some(tx);
+                *self.writer(recipient_id) = Some(tx);
             }
-            recipient = Some((to, recipient_account.id));
+            recipient = Some((to, recipient_id));
             match erc20_slots(to, env) {
                 Some(slots) if !slots.is_empty() => {
                     depend(self.last_opaque_call.get(&to).copied(), &self.depth);
@@ -344,20 +369,17 @@ impl PlanBuilder {
                 depend(self.slot_writer.insert(key, tx), &self.depth);
             }
             self.last_contract_writer.insert(item.address, tx);
-            Self::account(&mut self.accounts, item.address, index);
+            self.account(item.address, index);
         }
-        plan.publish(
-            tx,
-            PlannedTx {
-                accounts: TxAccounts {
-                    caller,
-                    to: recipient,
-                },
-                predecessor: latest,
-            },
-        );
         self.depth.push(depth + 1);
         self.deepest = self.deepest.max(depth + 1);
+        PlannedTx {
+            accounts: TxAccounts {
+                caller,
+                to: recipient,
+            },
+            predecessor: latest,
+        }
     }
 
     /// Sizes the slot map once for the rest of the block, or of the part it was sized for

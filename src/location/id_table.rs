@@ -73,11 +73,7 @@ impl Claim<'_> {
 impl IdTable {
     /// A table whose first tier has room for about `expected` locations.
     pub(crate) fn new(expected: usize) -> Self {
-        // Half full at `expected`: probe windows stay short.
-        let wanted = expected.saturating_mul(2);
-        let first_tier = (0..BUCKETS)
-            .find(|&tier| bucket_len(tier) >= wanted)
-            .unwrap_or(BUCKETS - 1);
+        let first_tier = Self::first_tier(expected);
         let table = Self {
             tiers: SegmentedVec::with_capacity(0),
             first_tier,
@@ -93,6 +89,31 @@ impl IdTable {
             table.tiers.bucket_slice(tier);
         }
         table
+    }
+
+    /// [`new`](Self::new) on the tiers of an earlier table, emptied by [`Self::reset`]: a
+    /// first tier sized for `expected` is allocated only if that table had none of its size.
+    pub(crate) fn recycling(expected: usize, recycled: Self) -> Self {
+        let table = Self {
+            first_tier: Self::first_tier(expected),
+            ..recycled
+        };
+        table.tiers.bucket_slice(table.first_tier);
+        table
+    }
+
+    /// Frees every slot (keeping the tiers), for another block.
+    pub(crate) fn reset(&mut self) {
+        self.tiers.reset(usize::MAX);
+    }
+
+    /// The tier sized for `expected` locations: half full at `expected`, so that probe
+    /// windows stay short.
+    fn first_tier(expected: usize) -> usize {
+        let wanted = expected.saturating_mul(2);
+        (0..BUCKETS)
+            .find(|&tier| bucket_len(tier) >= wanted)
+            .unwrap_or(BUCKETS - 1)
     }
 
     /// The hash that [`Self::find_or_claim`] takes for `key`.

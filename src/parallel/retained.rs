@@ -8,6 +8,7 @@ use std::sync::{Arc, PoisonError};
 use bumpalo::Bump;
 
 use super::PendingTeardowns;
+use crate::location::{LocationIndex, RecycledIndex};
 use crate::mv_memory::{MvMemory, RecycledMemory};
 use crate::scheduler::RecycledScheduler;
 use crate::sync::{AtomicUsize, Mutex, Ordering, lock};
@@ -39,6 +40,8 @@ pub(crate) struct Retained {
     pub(crate) recycled: RecycleSlot<RecycledMemory>,
     /// The last torn-down block's scheduler state, reset for the next block.
     pub(crate) recycled_scheduler: RecycleSlot<RecycledScheduler>,
+    /// The last torn-down block's location index, emptied for the next block.
+    pub(crate) recycled_index: RecycleSlot<RecycledIndex>,
 }
 
 /// Where a block's teardown leaves what the next block's set-up can reuse (`T`: its emptied
@@ -81,6 +84,15 @@ impl RecycleSlot<RecycledMemory> {
     }
 }
 
+impl RecycleSlot<RecycledIndex> {
+    /// Empties `index` and keeps it for the next block, unless it is too large to keep.
+    pub(crate) fn recycle(&self, index: LocationIndex) {
+        if index.len() <= MAX_RECYCLED_LOCATIONS {
+            self.put(Some(index.into_recycled()));
+        }
+    }
+}
+
 impl Retained {
     /// Fresh states for `workers` workers, no block seen yet.
     pub(crate) fn new(workers: usize) -> Self {
@@ -90,6 +102,7 @@ impl Retained {
             teardowns: PendingTeardowns::default(),
             recycled: RecycleSlot::default(),
             recycled_scheduler: RecycleSlot::default(),
+            recycled_index: RecycleSlot::default(),
         }
     }
 
