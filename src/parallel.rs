@@ -148,9 +148,11 @@ where
     let last_worker_start = WorkerCounts::record_into(&lock(&run.counts), &mut stats);
     retained.record_unpredicted(txs, index.unpredicted());
     let phase = Instant::now();
+    // Moved out whole, so that the rest of the run (whose slots point into the workers'
+    // arenas, handed back below) is dropped here.
     let Run {
         scheduler, commits, ..
-    } = run;
+    } = { run };
     let mut log = commits
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);

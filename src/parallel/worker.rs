@@ -16,6 +16,7 @@ use crate::mv_memory::Read;
 use crate::plan::RemainingPlan;
 use crate::rules::{OnCommit, Rules};
 use crate::scheduler::{CommitLock, RecycledScheduler, Scheduler, Task};
+use crate::segmented_vec::SegmentedVec;
 use crate::stats::WorkerCounts;
 use crate::sync::{AtomicBool, Mutex, Ordering, lock, panic_text};
 use crate::types::{Incarnation, Version};
@@ -63,7 +64,9 @@ pub(super) struct Run<'a, S: DatabaseRef> {
     pub(super) rules: Rules<'a>,
     /// Sees each included transaction's result as it commits.
     pub(super) on_commit: Option<OnCommit<'a>>,
-    pub(super) slots: Vec<CachePadded<Mutex<TxSlot<'a, S::Error>>>>,
+    /// Per transaction, its last incarnation: allocated bucket by bucket by the workers
+    /// that first reach one, rather than all at once on the caller before they start.
+    pub(super) slots: SegmentedVec<CachePadded<Mutex<TxSlot<'a, S::Error>>>>,
     /// The committed prefix; locked by the holder of the scheduler's commit lock only.
     pub(super) commits: Mutex<CommitLog>,
     /// Set when a worker panicked or a committed transaction fails the block: everyone
@@ -95,9 +98,7 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
             remaining_plan: Mutex::new(remaining_plan),
             rules,
             on_commit,
-            slots: (0..txs)
-                .map(|_| CachePadded::new(Mutex::new(TxSlot::default())))
-                .collect(),
+            slots: SegmentedVec::with_capacity(0),
             commits: Mutex::new(CommitLog::new(txs, expected_accounts)),
             abandoned: AtomicBool::new(false),
             panic: Mutex::new(None),
@@ -234,7 +235,7 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
                 // Writes visible, read set and output not stored yet.
                 crate::stress::point();
                 {
-                    let mut slot = lock(&self.slots[version.tx as usize]);
+                    let mut slot = lock(self.slots.get(version.tx as usize));
                     slot.incarnation = version.incarnation;
                     slot.reads = reads;
                     slot.output = Some(output);
@@ -327,7 +328,7 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         now: Instant,
         counts: &mut WorkerCounts,
     ) -> bool {
-        let mut slot = lock(&self.slots[candidate.tx as usize]);
+        let mut slot = lock(self.slots.get(candidate.tx as usize));
         // The slot is written before the status says `Executed` at its incarnation, and no
         // newer incarnation can store into it while this lock is held.
         if slot.incarnation != candidate.incarnation {
@@ -364,7 +365,7 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
     fn validate(&self, version: Version, counts: &mut WorkerCounts) -> Option<Task> {
         counts.validations += 1;
         let valid = {
-            let slot = lock(&self.slots[version.tx as usize]);
+            let slot = lock(self.slots.get(version.tx as usize));
             self.context.memory.validate(version.tx, slot.reads)
         };
         // Another validator may abort the same incarnation, or it may be re-executed, here.
