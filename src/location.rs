@@ -35,14 +35,15 @@ pub(crate) enum Location {
     Storage(Address, U256),
 }
 
-/// The ids of the accounts one transaction surely touches, found once per transaction (in
-/// the plan) so that its incarnations resolve them without a look-up.
+/// The ids of the accounts one transaction surely touches (their addresses are the
+/// transaction's own), found once per transaction (in the plan) so that its incarnations
+/// resolve them without a look-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TxAccounts {
-    /// The sender.
-    pub(crate) caller: (Address, LocId),
-    /// The recipient of a call (`None` for a creation).
-    pub(crate) to: Option<(Address, LocId)>,
+    /// The sender's.
+    pub(crate) caller: LocId,
+    /// The recipient's, for a call (`None` for a creation).
+    pub(crate) to: Option<LocId>,
 }
 
 /// The accounts a block names before it runs, with dense ids in order of first mention (the
@@ -283,10 +284,10 @@ mod tests {
         let mut plan = crate::plan::BlockPlan::new(&[call, create], Address::ZERO);
         let index = LocationIndex::new(plan.take_predicted(), 8);
         let first = plan.planned(0).unwrap().accounts;
-        assert_eq!(first.caller, (a, index.id(Location::Account(a))));
-        assert_eq!(first.to, Some((b, index.id(Location::Account(b)))));
+        assert_eq!(first.caller, index.id(Location::Account(a)));
+        assert_eq!(first.to, Some(index.id(Location::Account(b))));
         let created = plan.planned(1).unwrap().accounts;
-        assert_eq!(created.caller.1, first.to.unwrap().1);
+        assert_eq!(created.caller, first.to.unwrap());
         assert_eq!(created.to, None);
         assert_eq!(
             index.id(Location::Account(Address::ZERO)),

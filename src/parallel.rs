@@ -28,7 +28,7 @@ use crate::error::BlockError;
 use crate::location::{LocationIndex, RecycledIndex};
 use crate::mv_memory::{MvMemory, RecycledMemory};
 use crate::options::Options;
-use crate::plan::BlockPlan;
+use crate::plan::{BlockPlan, RecycledPlan};
 use crate::pool::{BlockThreads, WorkerPool};
 use crate::rules::{OnCommit, Rules, RunOutput};
 use crate::scheduler::{RecycledScheduler, Scheduler};
@@ -94,8 +94,12 @@ where
     if let Some(pool) = threads.pool() {
         pool.expect_job(threads.threads());
     }
-    let (mut plan, remaining_plan) =
-        BlockPlan::start(&block.txs, block.env.beneficiary, planned_prefix(txs));
+    let (mut plan, remaining_plan) = BlockPlan::start(
+        &block.txs,
+        block.env.beneficiary,
+        planned_prefix(txs),
+        retained.recycled_plan.take(),
+    );
     let planning = started.elapsed();
     if options.sequential_below != Some(0) && plan.is_mostly_dependent() {
         if let Some(pool) = threads.pool() {
@@ -109,6 +113,7 @@ where
             planning,
             ..ExecutionStats::default()
         };
+        retained.recycled_plan.put(Some(plan.into_recycled(txs)));
         return run_sequentially(storage, block, rules, on_commit, stats);
     }
     let delete_touched_empty = block.spec().is_enabled_in(SpecId::SPURIOUS_DRAGON);
@@ -175,7 +180,9 @@ where
         recycle: retained.recycled.clone(),
         recycle_scheduler: retained.recycled_scheduler.clone(),
         recycle_index: retained.recycled_index.clone(),
+        recycle_plan: retained.recycled_plan.clone(),
         index: Some(index),
+        plan: Some((plan, txs)),
         unkept,
     };
     let teardown = |stats: &mut ExecutionStats| {
@@ -296,8 +303,11 @@ struct Leftovers {
     recycle: RecycleSlot<RecycledMemory>,
     recycle_scheduler: RecycleSlot<RecycledScheduler>,
     recycle_index: RecycleSlot<RecycledIndex>,
+    recycle_plan: RecycleSlot<RecycledPlan>,
     /// Always `Some` until dropped.
     index: Option<LocationIndex>,
+    /// The block's plan and its number of transactions; always `Some` until dropped.
+    plan: Option<(BlockPlan, usize)>,
     /// Worker states beyond the executor's kept workers (a block on spawned threads).
     #[expect(dead_code, reason = "held only to be freed with the rest")]
     unkept: Vec<WorkerState>,
@@ -311,6 +321,9 @@ impl Drop for Leftovers {
         }
         if let Some(index) = self.index.take() {
             self.recycle_index.recycle(index);
+        }
+        if let Some((plan, txs)) = self.plan.take() {
+            self.recycle_plan.put(Some(plan.into_recycled(txs)));
         }
         if let Some(scheduler) = self.scheduler.take() {
             self.recycle_scheduler.put(Some(scheduler.into_recycled()));

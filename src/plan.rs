@@ -79,6 +79,12 @@ pub(crate) struct BlockPlan {
     expected_accounts: usize,
 }
 
+/// What a block's plan leaves for the next block: the buckets of the plans published after
+/// its prefix, emptied ([`BlockPlan::into_recycled`]).
+pub(crate) struct RecycledPlan {
+    rest: SegmentedVec<OnceLock<PlannedTx>>,
+}
+
 /// The part of a block's plan after its prefix: planned on a worker by
 /// [`RemainingPlan::finish`] while the other workers execute.
 pub(crate) struct RemainingPlan<'t> {
@@ -92,20 +98,22 @@ impl BlockPlan {
     /// engine, so paying them is not a dependency), planned whole.
     #[cfg(test)]
     pub(crate) fn new(txs: &[TxEnv], beneficiary: Address) -> Self {
-        Self::start(txs, beneficiary, txs.len()).0
+        Self::start(txs, beneficiary, txs.len(), None).0
     }
 
     /// The plan of the first `prefix` transactions of `txs`, and what remains to plan of the
-    /// others (`None` when the prefix is the whole block).
+    /// others (`None` when the prefix is the whole block); the plans published after the
+    /// prefix go in the `recycled` records of an earlier block when there are some.
     pub(crate) fn start(
         txs: &[TxEnv],
         beneficiary: Address,
         prefix: usize,
+        recycled: Option<RecycledPlan>,
     ) -> (Self, Option<RemainingPlan<'_>>) {
         let prefix = prefix.min(txs.len());
         let mut plan = Self {
             prefix_txs: Vec::with_capacity(prefix),
-            rest: SegmentedVec::with_capacity(0),
+            rest: recycled.map_or_else(|| SegmentedVec::with_capacity(0), |r| r.rest),
             prefix,
             prefix_critical_path: 0,
             critical_path: AtomicUsize::new(0),
@@ -195,6 +203,14 @@ impl BlockPlan {
     /// much of it. Judged on the prefix, before any worker runs.
     pub(crate) fn is_mostly_dependent(&self) -> bool {
         self.prefix_critical_path * 2 > self.prefix
+    }
+
+    /// Empties the plans published after the prefix (of a block of `txs` transactions),
+    /// keeping their buckets for another block.
+    pub(crate) fn into_recycled(self, txs: usize) -> RecycledPlan {
+        let mut rest = self.rest;
+        rest.reset(txs.saturating_sub(self.prefix));
+        RecycledPlan { rest }
     }
 
     /// Publishes the plan of `tx`, a transaction after the prefix.
@@ -324,7 +340,6 @@ impl PlanBuilder {
         };
         // The sender's balance and nonce: read and written.
         let sender = self.account(env.caller, index);
-        let caller = (env.caller, sender);
         if env.caller != beneficiary {
             let previous = self.writer(sender).replace(tx);
             depend(previous, &self.depth);
@@ -336,7 +351,7 @@ impl PlanBuilder {
                 // A credit: later spenders of `to` wait for it; it waits for nobody.
                 *self.writer(recipient_id) = Some(tx);
             }
-            recipient = Some((to, recipient_id));
+            recipient = Some(recipient_id);
             match erc20_slots(to, env) {
                 Some(slots) if !slots.is_empty() => {
                     depend(self.last_opaque_call.get(&to).copied(), &self.depth);
@@ -375,7 +390,7 @@ impl PlanBuilder {
         self.deepest = self.deepest.max(depth + 1);
         PlannedTx {
             accounts: TxAccounts {
-                caller,
+                caller: sender,
                 to: recipient,
             },
             predecessor: latest,
@@ -612,7 +627,7 @@ mod tests {
         let txs = mixed_block(400);
         let whole = BlockPlan::new(&txs, BENEFICIARY);
         for prefix in [1, 37, 399] {
-            let (mut plan, remaining) = BlockPlan::start(&txs, BENEFICIARY, prefix);
+            let (mut plan, remaining) = BlockPlan::start(&txs, BENEFICIARY, prefix, None);
             let index = LocationIndex::new(plan.take_predicted(), 1_000);
             assert!(plan.planned(prefix as TxIdx).is_none(), "not planned yet");
             // The rest is planned on another thread while this one waits for each in order.
@@ -631,10 +646,15 @@ mod tests {
                 let expected = whole.planned(tx as TxIdx).unwrap();
                 assert_eq!(planned.predecessor, expected.predecessor, "tx {tx}");
                 let (caller, to) = (planned.accounts.caller, planned.accounts.to);
-                assert_eq!(caller.0, expected.accounts.caller.0);
-                assert_eq!(to.map(|to| to.0), expected.accounts.to.map(|to| to.0));
+                let env = &txs[tx];
+                let to_address = match env.kind {
+                    TxKind::Call(to) => Some(to),
+                    TxKind::Create => None,
+                };
+                assert_eq!(to.is_some(), to_address.is_some());
                 // Every id is the index's id of that account, whoever gave it.
-                for (address, id) in std::iter::once(caller).chain(to) {
+                for (address, id) in std::iter::once((env.caller, caller)).chain(to_address.zip(to))
+                {
                     assert_eq!(index.location(id), Location::Account(address));
                     assert_eq!(index.find(Location::Account(address)), Some(id));
                 }
@@ -650,12 +670,12 @@ mod tests {
         // A chain of payments, then independent transfers: the prefix is one chain.
         let mut txs: Vec<TxEnv> = (1..=20).map(|i| transfer(i, i + 1, 5)).collect();
         txs.extend((0..60).map(|i| transfer(100 + i, 200 - i, 5)));
-        let (prefix_plan, _) = BlockPlan::start(&txs, BENEFICIARY, 20);
+        let (prefix_plan, _) = BlockPlan::start(&txs, BENEFICIARY, 20, None);
         assert!(prefix_plan.is_mostly_dependent());
         assert!(!BlockPlan::new(&txs, BENEFICIARY).is_mostly_dependent());
-        let (plan, _) = BlockPlan::start(&txs, BENEFICIARY, 39);
+        let (plan, _) = BlockPlan::start(&txs, BENEFICIARY, 39, None);
         assert!(plan.is_mostly_dependent(), "20 of 39");
-        let (plan, _) = BlockPlan::start(&txs, BENEFICIARY, 40);
+        let (plan, _) = BlockPlan::start(&txs, BENEFICIARY, 40, None);
         assert!(
             !plan.is_mostly_dependent(),
             "20 of 40 is not more than half"
@@ -665,7 +685,7 @@ mod tests {
     #[test]
     fn a_waiter_gives_up_when_told() {
         let txs = mixed_block(10);
-        let (plan, _remaining) = BlockPlan::start(&txs, BENEFICIARY, 4);
+        let (plan, _remaining) = BlockPlan::start(&txs, BENEFICIARY, 4, None);
         assert!(plan.wait_planned(3, || true).is_some(), "planned: no wait");
         assert_eq!(plan.wait_planned(4, || true), None);
     }

@@ -184,10 +184,15 @@ impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
             .planned(tx)
             .expect("a transaction runs once it is planned")
             .accounts;
+        let caller = (tx_env.caller, caller);
+        let to = match (tx_env.kind, to) {
+            (TxKind::Call(address), Some(id)) => (address, id),
+            _ => caller,
+        };
         self.known_accounts = [
             (self.ctx.beneficiary, LocationIndex::BENEFICIARY),
             caller,
-            to.unwrap_or(caller),
+            to,
         ];
     }
 

@@ -10,6 +10,7 @@ use bumpalo::Bump;
 use super::PendingTeardowns;
 use crate::location::{LocationIndex, RecycledIndex};
 use crate::mv_memory::{MvMemory, RecycledMemory};
+use crate::plan::RecycledPlan;
 use crate::scheduler::RecycledScheduler;
 use crate::sync::{AtomicUsize, Mutex, Ordering, lock};
 use crate::vm::VmBuffers;
@@ -42,6 +43,8 @@ pub(crate) struct Retained {
     pub(crate) recycled_scheduler: RecycleSlot<RecycledScheduler>,
     /// The last torn-down block's location index, emptied for the next block.
     pub(crate) recycled_index: RecycleSlot<RecycledIndex>,
+    /// The last torn-down block's published plans, emptied for the next block.
+    pub(crate) recycled_plan: RecycleSlot<RecycledPlan>,
 }
 
 /// Where a block's teardown leaves what the next block's set-up can reuse (`T`: its emptied
@@ -103,6 +106,7 @@ impl Retained {
             recycled: RecycleSlot::default(),
             recycled_scheduler: RecycleSlot::default(),
             recycled_index: RecycleSlot::default(),
+            recycled_plan: RecycleSlot::default(),
         }
     }
 
