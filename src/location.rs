@@ -4,9 +4,9 @@
 //! nonce, code hash) or one storage slot. Each gets a dense [`LocId`] so that MvMemory keeps
 //! its cells in an array and read sets hold plain integers. The accounts the block names
 //! before it runs (the beneficiary, id 0, then senders, recipients and access-list addresses:
-//! [`PredictedAccounts`]) get their ids in the block's plan, in the same pass and the same
-//! map look-ups that find the plan's dependencies, and are looked up during execution in that
-//! map, read-only (no lock, no shared write); locations met during execution are added on the
+//! [`PredictedAccounts`]) get their ids in the block's plan, in the same pass that finds the
+//! plan's dependencies (which it keeps by these ids), and are looked up during execution in
+//! that map, read-only (no lock, no shared write); locations met during execution are added on the
 //! fly to a lock-free table ([`id_table`]: one compare-and-swap per new location). An id, once
 //! given, never changes for the rest of the block. Each transaction's plan keeps the ids of
 //! its sender and recipient ([`TxAccounts`]), so that its incarnations resolve the accounts

@@ -113,7 +113,7 @@ where
             planning,
             ..ExecutionStats::default()
         };
-        retained.recycled_plan.put(Some(plan.into_recycled(txs)));
+        retained.recycled_plan.put(Some(plan.into_recycled()));
         return run_sequentially(storage, block, rules, on_commit, stats);
     }
     let delete_touched_empty = block.spec().is_enabled_in(SpecId::SPURIOUS_DRAGON);
@@ -129,7 +129,6 @@ where
         storage,
         memory: &memory,
         index: &index,
-        plan: &plan,
         beneficiary: block.env.beneficiary,
         delete_touched_empty,
     };
@@ -137,7 +136,7 @@ where
     let run = Run::new(
         block,
         context,
-        remaining_plan,
+        (&plan, remaining_plan),
         rules,
         on_commit,
         recycled_scheduler,
@@ -182,7 +181,7 @@ where
         recycle_index: retained.recycled_index.clone(),
         recycle_plan: retained.recycled_plan.clone(),
         index: Some(index),
-        plan: Some((plan, txs)),
+        plan: Some(plan),
         unkept,
     };
     let teardown = |stats: &mut ExecutionStats| {
@@ -306,8 +305,8 @@ struct Leftovers {
     recycle_plan: RecycleSlot<RecycledPlan>,
     /// Always `Some` until dropped.
     index: Option<LocationIndex>,
-    /// The block's plan and its number of transactions; always `Some` until dropped.
-    plan: Option<(BlockPlan, usize)>,
+    /// Always `Some` until dropped.
+    plan: Option<BlockPlan>,
     /// Worker states beyond the executor's kept workers (a block on spawned threads).
     #[expect(dead_code, reason = "held only to be freed with the rest")]
     unkept: Vec<WorkerState>,
@@ -322,8 +321,8 @@ impl Drop for Leftovers {
         if let Some(index) = self.index.take() {
             self.recycle_index.recycle(index);
         }
-        if let Some((plan, txs)) = self.plan.take() {
-            self.recycle_plan.put(Some(plan.into_recycled(txs)));
+        if let Some(plan) = self.plan.take() {
+            self.recycle_plan.put(Some(plan.into_recycled()));
         }
         if let Some(scheduler) = self.scheduler.take() {
             self.recycle_scheduler.put(Some(scheduler.into_recycled()));

@@ -68,6 +68,8 @@ pub(crate) struct BlockPlan {
     rest: SegmentedVec<OnceLock<PlannedTx>>,
     /// Transactions planned by [`Self::start`], before any worker runs.
     prefix: usize,
+    /// Transactions in the block.
+    txs: usize,
     /// The longest chain of hinted dependencies within the prefix.
     prefix_critical_path: usize,
     /// The longest chain of the whole block, once it is planned (the prefix's until then).
@@ -115,6 +117,7 @@ impl BlockPlan {
             prefix_txs: Vec::with_capacity(prefix),
             rest: recycled.map_or_else(|| SegmentedVec::with_capacity(0), |r| r.rest),
             prefix,
+            txs: txs.len(),
             prefix_critical_path: 0,
             critical_path: AtomicUsize::new(0),
             predicted: PredictedAccounts::default(),
@@ -157,13 +160,9 @@ impl BlockPlan {
     /// What the plan says of `tx`, waiting for it to be published unless `give_up` says so
     /// (the block was abandoned; `None` then).
     pub(crate) fn wait_planned(&self, tx: TxIdx, give_up: impl Fn() -> bool) -> Option<PlannedTx> {
-        if let Some(planned) = self.prefix_txs.get(tx as usize) {
-            return Some(*planned);
-        }
-        let record = self.rest.get(tx as usize - self.prefix);
         let backoff = crossbeam_utils::Backoff::new();
         loop {
-            if let Some(planned) = record.get() {
+            if let Some(planned) = self.planned(tx) {
                 return Some(*planned);
             }
             if give_up() {
@@ -205,11 +204,11 @@ impl BlockPlan {
         self.prefix_critical_path * 2 > self.prefix
     }
 
-    /// Empties the plans published after the prefix (of a block of `txs` transactions),
-    /// keeping their buckets for another block.
-    pub(crate) fn into_recycled(self, txs: usize) -> RecycledPlan {
+    /// Empties the plans published after the prefix, keeping their buckets for another
+    /// block.
+    pub(crate) fn into_recycled(self) -> RecycledPlan {
         let mut rest = self.rest;
-        rest.reset(txs.saturating_sub(self.prefix));
+        rest.reset(self.txs - self.prefix);
         RecycledPlan { rest }
     }
 

@@ -37,7 +37,6 @@ use crate::location::{Location, LocationIndex, TxAccounts};
 use crate::mv_memory::{
     AccountDigest, AccountValue, BaseValue, MvMemory, Read, ReadOrigin, ReadResult, WriteValue,
 };
-use crate::plan::BlockPlan;
 use crate::state_cache::{AccountCommit, credit_in_state_diff};
 use crate::types::{LocId, TxIdx};
 
@@ -46,8 +45,6 @@ pub(crate) struct BlockContext<'a, S> {
     pub(crate) storage: &'a S,
     pub(crate) memory: &'a MvMemory,
     pub(crate) index: &'a LocationIndex,
-    /// The block's plan: each transaction's accounts, published before it runs.
-    pub(crate) plan: &'a BlockPlan,
     pub(crate) beneficiary: Address,
     pub(crate) delete_touched_empty: bool,
 }
@@ -171,19 +168,13 @@ impl<'c, 'a, S: DatabaseRef> VmDb<'c, 'a, S> {
         }
     }
 
-    fn start(&mut self, tx: TxIdx, tx_env: &TxEnv) {
+    fn start(&mut self, tx: TxIdx, tx_env: &TxEnv, TxAccounts { caller, to }: TxAccounts) {
         self.tx = tx;
         self.reads.clear();
         self.accounts.clear();
         self.slots.clear();
         self.blocked_on = None;
         self.lazy_recipient = lazy_recipient(tx_env, self.ctx.beneficiary);
-        let TxAccounts { caller, to } = self
-            .ctx
-            .plan
-            .planned(tx)
-            .expect("a transaction runs once it is planned")
-            .accounts;
         let caller = (tx_env.caller, caller);
         let to = match (tx_env.kind, to) {
             (TxKind::Call(address), Some(id)) => (address, id),
@@ -497,8 +488,9 @@ pub(crate) fn execute_incarnation<'a, S: DatabaseRef>(
     evm: &mut BlockEvm<VmDb<'_, 'a, S>>,
     tx: TxIdx,
     tx_env: &TxEnv,
+    accounts: TxAccounts,
 ) -> IncarnationOutcome<'a, S::Error> {
-    evm.ctx.journaled_state.database.start(tx, tx_env);
+    evm.ctx.journaled_state.database.start(tx, tx_env, accounts);
     evm.ctx.set_tx(tx_env.clone());
     let mut handler = DeferredCreditHandler {
         fee: Cell::new(None),

@@ -282,7 +282,6 @@ mod tests {
             storage: &storage,
             memory: &memory,
             index: &index,
-            plan: &crate::plan::BlockPlan::new(&[], beneficiary),
             beneficiary,
             delete_touched_empty: true,
         };

@@ -13,7 +13,7 @@ use revm::database_interface::DatabaseRef;
 use crate::block::Block;
 use crate::evm::{BlockEvm, block_evm};
 use crate::mv_memory::Read;
-use crate::plan::RemainingPlan;
+use crate::plan::{BlockPlan, RemainingPlan};
 use crate::rules::{OnCommit, Rules};
 use crate::scheduler::{CommitLock, RecycledScheduler, Scheduler, Task};
 use crate::segmented_vec::SegmentedVec;
@@ -57,6 +57,8 @@ pub(super) struct Run<'a, S: DatabaseRef> {
     pub(super) block: &'a Block,
     pub(super) context: BlockContext<'a, S>,
     pub(super) scheduler: Scheduler,
+    /// Each transaction's accounts and hinted predecessor, published before it runs.
+    plan: &'a BlockPlan,
     /// The plan of the transactions after the prefix, planned by the first worker to start
     /// while the others execute (see `plan`).
     remaining_plan: Mutex<Option<RemainingPlan<'a>>>,
@@ -78,23 +80,25 @@ pub(super) struct Run<'a, S: DatabaseRef> {
 }
 
 impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
-    /// The shared state of a run of `block` over `context`, nothing executed yet (its
-    /// scheduler on an earlier block's `recycled` state when there is one).
+    /// The shared state of a run of `block` over `context` with its `plan` (whose remaining
+    /// part, if any, the first worker to start plans), nothing executed yet (its scheduler on
+    /// an earlier block's `recycled` state when there is one).
     pub(super) fn new(
         block: &'a Block,
         context: BlockContext<'a, S>,
-        remaining_plan: Option<RemainingPlan<'a>>,
+        (plan, remaining_plan): (&'a BlockPlan, Option<RemainingPlan<'a>>),
         rules: Rules<'a>,
         on_commit: Option<OnCommit<'a>>,
         recycled: Option<RecycledScheduler>,
     ) -> Self {
         let txs = block.txs.len();
         // The accounts the plan names (senders, recipients): about those the block writes.
-        let expected_accounts = context.plan.expected_accounts();
+        let expected_accounts = plan.expected_accounts();
         Self {
             block,
             context,
             scheduler: Scheduler::recycling(recycled, txs),
+            plan,
             remaining_plan: Mutex::new(remaining_plan),
             rules,
             on_commit,
@@ -115,7 +119,7 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
             if let Some(remaining_plan) = remaining_plan {
                 // Planning is this worker's first task.
                 counts.first_task = Some(Instant::now());
-                remaining_plan.finish(self.context.plan, self.context.index);
+                remaining_plan.finish(self.plan, self.context.index);
             }
             self.work_loop(arena, buffers, &mut counts);
             lock(&self.counts).push(counts);
@@ -186,7 +190,6 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         // A transaction after a large block's prefix may not be planned yet: the planning
         // worker is ahead of the others but started with them.
         let Some(planned) = self
-            .context
             .plan
             .wait_planned(version.tx, || self.abandoned.load(Ordering::SeqCst))
         else {
@@ -204,7 +207,7 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
             return None;
         }
         let tx_env = &self.block.txs[version.tx as usize];
-        match execute_incarnation(evm, version.tx, tx_env) {
+        match execute_incarnation(evm, version.tx, tx_env, planned.accounts) {
             IncarnationOutcome::Blocked(blocking) => {
                 counts.suspensions += 1;
                 // The blocker may finish meanwhile: `add_dependency` must then refuse.
