@@ -251,14 +251,7 @@ pub(crate) fn net_changes(
     });
     let mut contracts = B256Map::default();
     for change in accounts.values() {
-        let Some(info) = &change.info else { continue };
-        let original_hash = change.original.as_ref().map(|o| o.code_hash);
-        if info.code_hash != KECCAK_EMPTY
-            && original_hash != Some(info.code_hash)
-            && let Some(code) = codes.get(&info.code_hash)
-        {
-            contracts.insert(info.code_hash, code.clone());
-        }
+        add_deployed_code(change, codes, &mut contracts);
     }
     let changes = StateChanges {
         accounts,
@@ -267,18 +260,35 @@ pub(crate) fn net_changes(
     (changes, vanished)
 }
 
+/// Adds to `contracts` the code (looked up in `codes`) that `change` deploys: its code hash
+/// after the block when that is not empty and differs from before.
+fn add_deployed_code(
+    change: &AccountChange,
+    codes: &B256Map<Bytecode>,
+    contracts: &mut B256Map<Bytecode>,
+) {
+    let Some(info) = &change.info else { return };
+    let original_hash = change.original.as_ref().map(|o| o.code_hash);
+    if info.code_hash != KECCAK_EMPTY
+        && original_hash != Some(info.code_hash)
+        && let Some(code) = codes.get(&info.code_hash)
+    {
+        contracts.insert(info.code_hash, code.clone());
+    }
+}
+
 /// [`net_changes`] for a map where only some accounts can be short of a net change: those
 /// in `candidates` (an account whose info, at its last write, was back at its original, or
 /// one of whose slots was, or whose storage was wiped; repeats allowed). Every other account
 /// is changed and keeps each slot, so only the candidates are settled, and only the code of
-/// the `deployed` accounts (each account whose code hash a write changed, with that hash) is
+/// the `deployed` accounts (each account whose code hash a write changed; repeats allowed) is
 /// looked at: the cost is that of the candidates, not of the block's accounts. Gives what
 /// [`net_changes`] gives for such a map.
 pub(crate) fn net_changes_of_candidates(
     mut accounts: AddressMap<AccountChange>,
     codes: &B256Map<Bytecode>,
     candidates: &[Address],
-    deployed: &[(Address, B256)],
+    deployed: &[Address],
 ) -> (StateChanges, Vec<Address>) {
     let mut vanished = Vec::new();
     for address in candidates {
@@ -298,18 +308,8 @@ pub(crate) fn net_changes_of_candidates(
         }
     }
     let mut contracts = B256Map::default();
-    for (address, code_hash) in deployed {
-        let Some(change) = accounts.get(address) else {
-            continue;
-        };
-        let Some(info) = &change.info else { continue };
-        let original_hash = change.original.as_ref().map(|o| o.code_hash);
-        if info.code_hash == *code_hash
-            && original_hash != Some(*code_hash)
-            && let Some(code) = codes.get(code_hash)
-        {
-            contracts.insert(*code_hash, code.clone());
-        }
+    for change in deployed.iter().filter_map(|address| accounts.get(address)) {
+        add_deployed_code(change, codes, &mut contracts);
     }
     let changes = StateChanges {
         accounts,
@@ -416,10 +416,7 @@ mod tests {
         let mut redeployed = loaded(Some(info(0, other)));
         redeployed.info = Some(info(1, other));
         accounts.insert(address(6), redeployed);
-        let deployed = [
-            (address(5), code.hash_slow()),
-            (address(6), code.hash_slow()),
-        ];
+        let deployed = [address(5), address(6)];
 
         let (expected, mut expected_vanished) = net_changes(accounts.clone(), &codes);
         let (actual, mut actual_vanished) =

@@ -13,7 +13,7 @@
 use revm::bytecode::Bytecode;
 use revm::database_interface::DatabaseRef;
 use revm::primitives::map::{AddressMap, B256Map, Entry};
-use revm::primitives::{Address, B256, KECCAK_EMPTY, U256};
+use revm::primitives::{Address, KECCAK_EMPTY, U256};
 use revm::state::AccountInfo;
 
 use crate::location::Location;
@@ -38,9 +38,9 @@ pub(super) struct CommittedState {
     /// original info, given a slot back at its original value, or wiped (the only ones the
     /// end must settle; every other account is changed and keeps each slot).
     candidates: Vec<Address>,
-    /// Accounts whose code hash a write changed, with that hash (the only ones whose code
-    /// the output may need).
-    deployed: Vec<(Address, B256)>,
+    /// Accounts whose code hash a write changed (the only ones whose code the output may
+    /// need).
+    deployed: Vec<Address>,
 }
 
 impl CommittedState {
@@ -110,7 +110,7 @@ impl CommittedState {
                     && info.code_hash != KECCAK_EMPTY
                     && account.original.as_ref().map(|o| o.code_hash) != Some(info.code_hash)
                 {
-                    self.deployed.push((address, info.code_hash));
+                    self.deployed.push(address);
                     if let Some(code) = &info.code {
                         self.codes
                             .entry(info.code_hash)
