@@ -327,6 +327,10 @@ mod tests {
             executor.retained.recycled_scheduler.take().is_some(),
             "scheduler kept"
         );
+        assert!(
+            executor.retained.recycled_slots.take().is_none(),
+            "the slots of transactions that never committed still hold what they ran: freed"
+        );
         let states = executor.retained.take_worker_states(2);
         assert!(
             states.iter().any(|state| state.arena.allocated_bytes() > 0),
@@ -338,7 +342,7 @@ mod tests {
     }
 
     #[test]
-    fn blocks_in_a_row_reuse_the_last_ones_emptied_memory_and_scheduler() {
+    fn blocks_in_a_row_reuse_the_last_ones_emptied_memory_scheduler_and_slots() {
         let executor = two_workers();
         let blocks = [
             test_blocks::slot_writers(64),
@@ -351,11 +355,14 @@ mod tests {
             executor.wait_for_teardown();
             let recycled = executor.retained.recycled.take();
             let scheduler = executor.retained.recycled_scheduler.take();
+            let slots = executor.retained.recycled_slots.take();
             assert!(recycled.is_some(), "the teardown kept the memory");
             assert!(scheduler.is_some(), "the teardown kept the scheduler state");
+            assert!(slots.is_some(), "every slot emptied by its commit: kept");
             // Put back for the next block, which must find them reset.
             executor.retained.recycled.put(recycled);
             executor.retained.recycled_scheduler.put(scheduler);
+            executor.retained.recycled_slots.put(slots);
         }
     }
 }

@@ -15,6 +15,7 @@
 mod commit;
 mod fold;
 mod retained;
+mod slots;
 mod teardown;
 mod worker;
 
@@ -37,6 +38,7 @@ use crate::stats::{ExecutionStats, WorkerCounts};
 use crate::sync::{Mutex, lock};
 use crate::vm::BlockContext;
 pub(crate) use retained::{RecycleSlot, Retained, WorkerState};
+use slots::RecycledSlots;
 pub(crate) use teardown::PendingTeardowns;
 use worker::Run;
 
@@ -132,14 +134,17 @@ where
         beneficiary: block.env.beneficiary,
         delete_touched_empty,
     };
-    let recycled_scheduler = retained.recycled_scheduler.take();
+    let recycled = (
+        retained.recycled_scheduler.take(),
+        retained.recycled_slots.take(),
+    );
     let run = Run::new(
         block,
         context,
         (&plan, remaining_plan),
         rules,
         on_commit,
-        recycled_scheduler,
+        recycled,
     );
     let mut stats = ExecutionStats {
         workers: threads.threads(),
@@ -155,11 +160,23 @@ where
     // Moved out whole, so that the rest of the run (whose slots point into the workers'
     // arenas, handed back below) is dropped here.
     let Run {
-        scheduler, commits, ..
+        scheduler,
+        commits,
+        slots,
+        ..
     } = { run };
     let mut log = commits
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if log.failure.is_none() && scheduler.all_committed() {
+        // SAFETY: every transaction committed, and each commit took its slot whole.
+        retained
+            .recycled_slots
+            .put(Some(unsafe { RecycledSlots::keep(slots) }));
+    } else {
+        // Before the arenas its slots point into go back to the workers.
+        drop(slots);
+    }
     // Short of the end only through an engine bug, reported like a worker's panic rather
     // than as a short output.
     let failure = log.failure.take().or_else(|| {

@@ -129,6 +129,28 @@ impl<T: Default> SegmentedVec<T> {
     }
 }
 
+impl<T> SegmentedVec<T> {
+    /// The same buckets, as an array of `U`: `T` with other lifetimes (so that an array can
+    /// outlive the borrows its type names and serve the next block).
+    ///
+    /// # Safety
+    ///
+    /// `U` is `T` with other lifetimes, and no element holds a borrow that `U`'s lifetimes
+    /// would outlive (an element in its default state holds none).
+    pub(crate) unsafe fn cast_lifetimes<U>(self) -> SegmentedVec<U> {
+        assert!(
+            size_of::<T>() == size_of::<U>() && align_of::<T>() == align_of::<U>(),
+            "only lifetimes may differ"
+        );
+        let mut this = std::mem::ManuallyDrop::new(self);
+        SegmentedVec {
+            buckets: std::array::from_fn(|bucket| {
+                AtomicPtr::new(exclusive_ptr(&mut this.buckets[bucket]).cast::<U>())
+            }),
+        }
+    }
+}
+
 impl<T> Drop for SegmentedVec<T> {
     fn drop(&mut self) {
         for (bucket, pointer) in self.buckets.iter_mut().enumerate() {

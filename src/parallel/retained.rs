@@ -8,6 +8,7 @@ use std::sync::{Arc, PoisonError};
 use bumpalo::Bump;
 
 use super::PendingTeardowns;
+use super::slots::RecycledSlots;
 use crate::location::{LocationIndex, RecycledIndex};
 use crate::mv_memory::{MvMemory, RecycledMemory};
 use crate::plan::RecycledPlan;
@@ -45,6 +46,8 @@ pub(crate) struct Retained {
     pub(crate) recycled_index: RecycleSlot<RecycledIndex>,
     /// The last torn-down block's published plans, emptied for the next block.
     pub(crate) recycled_plan: RecycleSlot<RecycledPlan>,
+    /// The last block's per-transaction slots, each emptied by its commit.
+    pub(crate) recycled_slots: RecycleSlot<RecycledSlots>,
 }
 
 /// Where a block's teardown leaves what the next block's set-up can reuse (`T`: its emptied
@@ -107,6 +110,7 @@ impl Retained {
             recycled_scheduler: RecycleSlot::default(),
             recycled_index: RecycleSlot::default(),
             recycled_plan: RecycleSlot::default(),
+            recycled_slots: RecycleSlot::default(),
         }
     }
 

@@ -6,51 +6,28 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use bumpalo::Bump;
-use crossbeam_utils::{Backoff, CachePadded};
-use revm::context::result::{EVMError, InvalidTransaction};
+use crossbeam_utils::Backoff;
 use revm::database_interface::DatabaseRef;
 
 use crate::block::Block;
 use crate::evm::{BlockEvm, block_evm};
-use crate::mv_memory::Read;
 use crate::plan::{BlockPlan, RemainingPlan};
 use crate::rules::{OnCommit, Rules};
 use crate::scheduler::{CommitLock, RecycledScheduler, Scheduler, Task};
 use crate::segmented_vec::SegmentedVec;
 use crate::stats::WorkerCounts;
 use crate::sync::{AtomicBool, Mutex, Ordering, lock, panic_text};
-use crate::types::{Incarnation, Version};
-use crate::vm::{
-    BlockContext, ExecutedTx, IncarnationOutcome, VmBuffers, VmDb, execute_incarnation,
-};
+use crate::types::Version;
+use crate::vm::{BlockContext, IncarnationOutcome, VmBuffers, VmDb, execute_incarnation};
 
 use super::commit::CommitLog;
+use super::slots::{RecycledSlots, Slots, TxSlot};
 
 /// Commits a worker makes between two tasks while the block still has tasks (see
 /// `Run::advance_frontier`). Measured on the hybrid workload, whose hot transactions form a
 /// chain (`blockstm bench --workload hybrid --threads 2 --runs 21`, alternating builds):
 /// unbounded, `execute` took 47.3-49.9 ms; with 8, 45.2-47.4 ms; with 1, 45.5-46.0 ms.
 const COMMITS_PER_TURN: usize = 8;
-
-/// The last incarnation of one transaction: which one, what it read (in its worker's arena),
-/// what it produced (taken when it commits) and when it finished.
-pub(super) struct TxSlot<'a, E> {
-    pub(super) incarnation: Incarnation,
-    pub(super) reads: &'a [Read<'a>],
-    pub(super) output: Option<Result<ExecutedTx, EVMError<E, InvalidTransaction>>>,
-    pub(super) finished: Option<Instant>,
-}
-
-impl<E> Default for TxSlot<'_, E> {
-    fn default() -> Self {
-        Self {
-            incarnation: 0,
-            reads: &[],
-            output: None,
-            finished: None,
-        }
-    }
-}
 
 /// One block's run: what the workers share.
 pub(super) struct Run<'a, S: DatabaseRef> {
@@ -66,9 +43,10 @@ pub(super) struct Run<'a, S: DatabaseRef> {
     pub(super) rules: Rules<'a>,
     /// Sees each included transaction's result as it commits.
     pub(super) on_commit: Option<OnCommit<'a>>,
-    /// Per transaction, its last incarnation: allocated bucket by bucket by the workers
-    /// that first reach one, rather than all at once on the caller before they start.
-    pub(super) slots: SegmentedVec<CachePadded<Mutex<TxSlot<'a, S::Error>>>>,
+    /// Per transaction, its last incarnation: an earlier block's when kept, else allocated
+    /// bucket by bucket by the workers that first reach one, rather than all at once on the
+    /// caller before they start.
+    pub(super) slots: Slots<'a, S::Error>,
     /// The committed prefix; locked by the holder of the scheduler's commit lock only.
     pub(super) commits: Mutex<CommitLog>,
     /// Set when a worker panicked or a committed transaction fails the block: everyone
@@ -82,14 +60,14 @@ pub(super) struct Run<'a, S: DatabaseRef> {
 impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
     /// The shared state of a run of `block` over `context` with its `plan` (whose remaining
     /// part, if any, the first worker to start plans), nothing executed yet (its scheduler on
-    /// an earlier block's `recycled` state when there is one).
+    /// an earlier block's `recycled` state and slots when there are some).
     pub(super) fn new(
         block: &'a Block,
         context: BlockContext<'a, S>,
         (plan, remaining_plan): (&'a BlockPlan, Option<RemainingPlan<'a>>),
         rules: Rules<'a>,
         on_commit: Option<OnCommit<'a>>,
-        recycled: Option<RecycledScheduler>,
+        (recycled, recycled_slots): (Option<RecycledScheduler>, Option<RecycledSlots>),
     ) -> Self {
         let txs = block.txs.len();
         // The accounts the plan names (senders, recipients): about those the block writes.
@@ -102,7 +80,9 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
             remaining_plan: Mutex::new(remaining_plan),
             rules,
             on_commit,
-            slots: SegmentedVec::with_capacity(0),
+            slots: recycled_slots
+                .and_then(RecycledSlots::reuse)
+                .unwrap_or_else(|| SegmentedVec::with_capacity(0)),
             commits: Mutex::new(CommitLog::new(txs, expected_accounts)),
             abandoned: AtomicBool::new(false),
             panic: Mutex::new(None),
@@ -345,12 +325,14 @@ impl<'a, S: DatabaseRef + Sync> Run<'a, S> {
         if !committed {
             return false;
         }
-        let output = slot
-            .output
-            .take()
-            .expect("an executed transaction stored its output");
-        let finished = slot.finished.unwrap_or(now);
+        // Taken whole: a committed transaction's slot is never used again, and a block whose
+        // every slot is back to its default can keep them for the next (`RecycledSlots`).
+        let TxSlot {
+            output, finished, ..
+        } = std::mem::take(&mut *slot);
         drop(slot);
+        let output = output.expect("an executed transaction stored its output");
+        let finished = finished.unwrap_or(now);
         let index = candidate.tx as usize;
         let included = log.add(index, output, self.rules, finished, now);
         log.fold(candidate.tx, &self.context);
