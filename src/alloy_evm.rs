@@ -34,8 +34,9 @@
 //!   state before the block's transactions: Ethereum's builders read neither; check others.
 //! - The `State`'s state hook sees the block's net change (one or two commits) instead of one
 //!   commit per transaction.
-//! - Sequential fallback (the wrapped executor's own loop): blocks under
-//!   [`Options::sequential_threshold`], Amsterdam (`enable_amsterdam_eip8037`, block-level
+//! - Sequential fallback (the wrapped executor's own loop): blocks that
+//!   [`Options::runs_in_parallel`] keeps on the sequential path (the engine's own rule: size,
+//!   or declared work; `sequential_below: Some(0)` sends every block to the engine), Amsterdam (`enable_amsterdam_eip8037`, block-level
 //!   access lists: a `State` with a BAL or a BAL builder).
 //!
 //! # Using it
@@ -286,14 +287,14 @@ where
             .into_iter()
             .map(ExecutableTxParts::into_parts)
             .unzip();
-        if !self.runs_in_parallel(txs.len()) {
-            return self.finish_sequentially(txs, recovered);
-        }
         let block = Block {
             env: self.inner.evm.block().clone(),
             cfg: self.inner.evm.cfg_env().clone(),
             txs,
         };
+        if !self.runs_in_parallel(&block) {
+            return self.finish_sequentially(block.txs, recovered);
+        }
         let output = {
             let view = StateView::new(&**self.inner.evm.db());
             crate::execute(&view, &block, &self.options)
@@ -315,12 +316,15 @@ where
     Spec: EthExecutorSpec,
     R: ParallelReceiptBuilder,
 {
-    /// Whether a block of `txs` transactions goes to the engine (see the module doc).
-    fn runs_in_parallel(&self, txs: usize) -> bool {
+    /// Whether `block` goes to the engine (see the module doc): by the engine's own rule
+    /// ([`Options::runs_in_parallel`]; `sequential_below: Some(0)` sends every block, which
+    /// the engine may still run on its own sequential path), unless the block is one the
+    /// engine does not cover.
+    fn runs_in_parallel(&self, block: &Block) -> bool {
         let cfg = self.inner.evm.cfg_env();
         let state: &State<E::StateDb> = self.inner.evm.db();
         let bal = state.bal_state.bal.is_some() || state.bal_state.bal_builder.is_some();
-        txs >= self.options.sequential_threshold().max(2)
+        (self.options.sequential_below == Some(0) || self.options.runs_in_parallel(block))
             && !cfg.enable_amsterdam_eip8037
             && !cfg.spec.is_enabled_in(SpecId::AMSTERDAM)
             && !bal
