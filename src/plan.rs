@@ -27,7 +27,6 @@
 //! execution do, so that the planner and the workers agree on every id.
 
 use std::hash::BuildHasher;
-use std::sync::OnceLock;
 
 use revm::context::TxEnv;
 use revm::primitives::map::{AddressMap, FbBuildHasher, HashMap};
@@ -35,7 +34,7 @@ use revm::primitives::{Address, B256, TxKind, keccak256};
 
 use crate::location::{Location, LocationIndex, PredictedAccounts, TxAccounts};
 use crate::segmented_vec::SegmentedVec;
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use crate::types::{LocId, TxIdx};
 
 /// ERC-20 `transfer(address,uint256)`.
@@ -65,7 +64,7 @@ pub(crate) struct BlockPlan {
     prefix_txs: Vec<PlannedTx>,
     /// Per transaction after the prefix (at its position less the prefix's length), its
     /// plan once published.
-    rest: SegmentedVec<OnceLock<PlannedTx>>,
+    rest: SegmentedVec<PublishedPlan>,
     /// Transactions planned by [`Self::start`], before any worker runs.
     prefix: usize,
     /// Transactions in the block.
@@ -84,7 +83,58 @@ pub(crate) struct BlockPlan {
 /// What a block's plan leaves for the next block: the buckets of the plans published after
 /// its prefix, emptied ([`BlockPlan::into_recycled`]).
 pub(crate) struct RecycledPlan {
-    rest: SegmentedVec<OnceLock<PlannedTx>>,
+    rest: SegmentedVec<PublishedPlan>,
+}
+
+/// A [`PlannedTx`] published once after the prefix, by the planner, to the workers: two
+/// plain stores, the second with release ordering, instead of a `OnceLock`'s two
+/// read-modify-writes (`OnceLock::set` was a fifth of the plan's second part on ERC-20
+/// transfers).
+#[derive(Default)]
+struct PublishedPlan {
+    /// The sender's id in the low half, the recipient's in the high half ([`NO_RECIPIENT`]
+    /// for a creation).
+    accounts: AtomicU64,
+    /// 0 until published; then 1 for no predecessor, `predecessor + 2` for one.
+    published: AtomicU32,
+}
+
+/// The recipient half of [`PublishedPlan::accounts`] for a creation (no location has this
+/// id: ids are dense from zero).
+const NO_RECIPIENT: u32 = u32::MAX;
+
+impl PublishedPlan {
+    /// Publishes `planned` (once).
+    fn publish(&self, planned: PlannedTx) {
+        let to = planned.accounts.to.map_or(NO_RECIPIENT, |to| to.0);
+        debug_assert_ne!(planned.accounts.caller.0, NO_RECIPIENT);
+        let accounts = u64::from(planned.accounts.caller.0) | (u64::from(to) << 32);
+        // Relaxed: published by the release store below.
+        self.accounts.store(accounts, Ordering::Relaxed);
+        let published = planned.predecessor.map_or(1, |predecessor| predecessor + 2);
+        debug_assert_eq!(self.published.load(Ordering::Relaxed), 0, "published once");
+        // Release: a reader that sees it published (acquire) sees the accounts stored above.
+        self.published.store(published, Ordering::Release);
+    }
+
+    /// The published plan, if it is.
+    #[inline]
+    fn get(&self) -> Option<PlannedTx> {
+        // Acquire: pairs with `publish`'s release store.
+        let published = self.published.load(Ordering::Acquire);
+        if published == 0 {
+            return None;
+        }
+        let accounts = self.accounts.load(Ordering::Relaxed);
+        let to = (accounts >> 32) as u32;
+        Some(PlannedTx {
+            accounts: TxAccounts {
+                caller: LocId(accounts as u32),
+                to: (to != NO_RECIPIENT).then_some(LocId(to)),
+            },
+            predecessor: (published > 1).then(|| published - 2),
+        })
+    }
 }
 
 /// The part of a block's plan after its prefix: planned on a worker by
@@ -150,9 +200,9 @@ impl BlockPlan {
 
     /// What the plan says of `tx`, once published.
     #[inline]
-    pub(crate) fn planned(&self, tx: TxIdx) -> Option<&PlannedTx> {
+    pub(crate) fn planned(&self, tx: TxIdx) -> Option<PlannedTx> {
         match self.prefix_txs.get(tx as usize) {
-            Some(planned) => Some(planned),
+            Some(planned) => Some(*planned),
             None => self.rest.get(tx as usize - self.prefix).get(),
         }
     }
@@ -163,7 +213,7 @@ impl BlockPlan {
         let backoff = crossbeam_utils::Backoff::new();
         loop {
             if let Some(planned) = self.planned(tx) {
-                return Some(*planned);
+                return Some(planned);
             }
             if give_up() {
                 return None;
@@ -214,12 +264,7 @@ impl BlockPlan {
 
     /// Publishes the plan of `tx`, a transaction after the prefix.
     fn publish(&self, tx: TxIdx, planned: PlannedTx) {
-        let fresh = self
-            .rest
-            .get(tx as usize - self.prefix)
-            .set(planned)
-            .is_ok();
-        debug_assert!(fresh, "transaction {tx} is planned once");
+        self.rest.get(tx as usize - self.prefix).publish(planned);
     }
 }
 
@@ -661,6 +706,30 @@ mod tests {
                     assert_eq!(planned.accounts, expected.accounts, "dense ids as before");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_published_plan_reads_back_as_it_was_published() {
+        let cell = PublishedPlan::default();
+        assert_eq!(cell.get(), None, "not published yet");
+        let cases = [
+            (LocId(0), None, None),
+            (LocId(7), Some(LocId(0)), Some(0)),
+            (
+                LocId(u32::MAX - 1),
+                Some(LocId(u32::MAX - 1)),
+                Some(TxIdx::MAX - 2),
+            ),
+        ];
+        for (caller, to, predecessor) in cases {
+            let planned = PlannedTx {
+                accounts: TxAccounts { caller, to },
+                predecessor,
+            };
+            let cell = PublishedPlan::default();
+            cell.publish(planned);
+            assert_eq!(cell.get(), Some(planned));
         }
     }
 

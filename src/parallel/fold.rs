@@ -79,8 +79,20 @@ impl CommittedState {
                 }
             }
         })?;
-        for (address, key, location, present) in &slot_writes {
-            self.fold_slot(*address, *key, *location, *present, context)?;
+        // By account, so that the slots of one account (an exchange's reserves, a token's
+        // two balances) share one look-up of its entry.
+        slot_writes.sort_unstable_by_key(|(address, ..)| *address);
+        for account_writes in slot_writes.chunk_by(|a, b| a.0 == b.0) {
+            let address = account_writes[0].0;
+            let account = account_entry(&mut self.accounts, address, None, context)?;
+            let mut back_at_original = false;
+            for (_, key, location, present) in account_writes {
+                back_at_original |=
+                    fold_slot((address, account), *key, *location, *present, context)?;
+            }
+            if back_at_original {
+                self.candidates.push(address);
+            }
         }
         self.slot_writes = slot_writes;
         Ok(())
@@ -143,45 +155,41 @@ impl CommittedState {
         }
         Ok(())
     }
+}
 
-    /// Folds a slot write: its pre-block value is taken the first time the block writes it
-    /// (zero once the account's storage was wiped).
-    fn fold_slot<S: DatabaseRef>(
-        &mut self,
-        address: Address,
-        key: U256,
-        location: LocId,
-        present: U256,
-        context: &BlockContext<'_, S>,
-    ) -> Result<(), S::Error> {
-        let account = account_entry(&mut self.accounts, address, None, context)?;
-        let wiped = account.storage_wiped;
-        let back_at_original = match account.storage.entry(key) {
-            Entry::Occupied(slot) => {
-                let slot = slot.into_mut();
-                slot.present = present;
-                slot.present == slot.original
-            }
-            Entry::Vacant(slot) => {
-                let original = if wiped {
-                    U256::ZERO
-                } else {
-                    match context.memory.base(location) {
-                        Some(BaseValue::Storage(value)) => *value,
-                        // The writer read the slot first (gas metering loads it), so its base
-                        // is cached; storage is asked only if that ever fails to hold.
-                        _ => context.storage.storage_ref(address, key)?,
-                    }
-                };
-                slot.insert(SlotChange { original, present });
-                present == original
-            }
-        };
-        if back_at_original {
-            self.candidates.push(address);
+/// Folds a write of `present` to slot `key` (at `location`) of `account` (at `address`):
+/// its pre-block value is taken the first time the block writes it (zero once the
+/// account's storage was wiped). Returns whether the slot is back at its pre-block value.
+fn fold_slot<S: DatabaseRef>(
+    (address, account): (Address, &mut AccountChange),
+    key: U256,
+    location: LocId,
+    present: U256,
+    context: &BlockContext<'_, S>,
+) -> Result<bool, S::Error> {
+    let wiped = account.storage_wiped;
+    let back_at_original = match account.storage.entry(key) {
+        Entry::Occupied(slot) => {
+            let slot = slot.into_mut();
+            slot.present = present;
+            slot.present == slot.original
         }
-        Ok(())
-    }
+        Entry::Vacant(slot) => {
+            let original = if wiped {
+                U256::ZERO
+            } else {
+                match context.memory.base(location) {
+                    Some(BaseValue::Storage(value)) => *value,
+                    // The writer read the slot first (gas metering loads it), so its base
+                    // is cached; storage is asked only if that ever fails to hold.
+                    _ => context.storage.storage_ref(address, key)?,
+                }
+            };
+            slot.insert(SlotChange { original, present });
+            present == original
+        }
+    };
+    Ok(back_at_original)
 }
 
 /// `address`'s entry, loaded on first sight with its pre-block value (cached in
