@@ -269,8 +269,8 @@ impl MvMemory {
         } = self;
         cells.reset(locations);
         for writes in &last_writes {
-            // Freed, not kept: `record` replaces a transaction's list rather than refilling it.
-            drop(std::mem::take(&mut *lock(writes)));
+            // Emptied, with its allocation kept: `record` refills a transaction's list.
+            lock(writes).clear();
         }
         RecycledMemory { cells, last_writes }
     }

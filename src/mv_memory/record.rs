@@ -17,6 +17,7 @@
 //!   entries.
 
 use crossbeam_epoch::{self as epoch, Guard, Owned};
+use smallvec::SmallVec;
 
 use super::versions::Found;
 use super::{Cell, EntryData, EntryState, Incarnation, LocId, MvMemory, TxIdx, WriteValue};
@@ -33,7 +34,8 @@ impl MvMemory {
         incarnation: Incarnation,
         writes: Vec<(LocId, WriteValue)>,
     ) -> bool {
-        let mut locations: Vec<LocId> = writes.iter().map(|(location, _)| *location).collect();
+        let mut locations: SmallVec<[LocId; 8]> =
+            writes.iter().map(|(location, _)| *location).collect();
         locations.sort_unstable();
         let guard = epoch::pin();
         for (location, value) in writes {
@@ -50,7 +52,9 @@ impl MvMemory {
                 self.write(*location, tx, incarnation, EntryData::Absent, &guard);
             }
         }
-        *previous = locations;
+        // Refilled in place: the list keeps its allocation from block to block.
+        previous.clear();
+        previous.extend_from_slice(&locations);
         wrote_new
     }
 
