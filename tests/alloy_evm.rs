@@ -727,21 +727,28 @@ fn the_state_hook_sees_the_blocks_net_changes() {
 }
 
 /// With default options the adapter routes a block as the engine's own rule does: a small
-/// block of heavy declared work to the engine, the same block of light transfers to
-/// alloy-evm's loop; both give alloy-evm's result.
+/// block of calls declaring heavy work to the engine, a small block of plain transfers to
+/// alloy-evm's loop whatever they declare; both give alloy-evm's result.
 #[test]
 fn default_options_route_small_blocks_by_declared_work_like_the_engine() {
     let defaults = Options::with_concurrency(2);
-    for (gas_limit, parallel) in [(400_000, true), (21_000, false)] {
-        let mut workload = WorkloadSpec::new(WorkloadKind::Raw, 32).generate().unwrap();
+    for (kind, gas_limit, parallel) in [
+        (WorkloadKind::Erc20, 400_000, true),
+        (WorkloadKind::Raw, 400_000, false),
+    ] {
+        let mut workload = WorkloadSpec::new(kind, 32).generate().unwrap();
         for tx in &mut workload.block.txs {
             tx.gas_limit = gas_limit;
         }
-        assert_eq!(defaults.runs_in_parallel(&workload.block), parallel);
+        assert_eq!(
+            defaults.runs_in_parallel(&workload.block),
+            parallel,
+            "{kind:?}"
+        );
         let block = TestBlock::generated(&workload.block);
         let mode = Mode::Parallel(defaults.clone());
         if let Some(difference) = compare(&workload.storage, &block, &mode) {
-            panic!("gas limit {gas_limit}: {difference}");
+            panic!("{kind:?}: {difference}");
         }
         let (_, _, alloy_commits) = run_counting(&workload.storage, &block, &Mode::Alloy);
         let (outcome, _, commits) = run_counting(&workload.storage, &block, &mode);
@@ -750,7 +757,7 @@ fn default_options_route_small_blocks_by_declared_work_like_the_engine() {
         assert_eq!(
             commits + 32 <= alloy_commits + 2,
             parallel,
-            "gas limit {gas_limit}: {commits} commits, alloy-evm {alloy_commits}"
+            "{kind:?}: {commits} commits, alloy-evm {alloy_commits}"
         );
     }
 }

@@ -22,13 +22,23 @@ fn forced(threads: usize) -> Options {
 /// Runs `workload` with `execute`'s defaults at 2 workers, checks the output against the
 /// sequential reference, and returns the statistics.
 fn run_with_defaults(workload: &Workload) -> ExecutionStats {
+    run_with(workload, &Options::with_concurrency(2))
+}
+
+/// Runs `workload` at 2 workers with the engine's size threshold alone (256 transactions,
+/// no rule from declared work, so that blocks of transfers reach the plan), checks the
+/// output against the sequential reference, and returns the statistics.
+fn run_by_size(workload: &Workload) -> ExecutionStats {
+    let by_size = Options {
+        sequential_below: Some(256),
+        ..Options::with_concurrency(2)
+    };
+    run_with(workload, &by_size)
+}
+
+fn run_with(workload: &Workload, options: &Options) -> ExecutionStats {
     let expected = execute_sequential(&workload.storage, &workload.block).unwrap();
-    let (output, stats) = execute_with_stats(
-        &workload.storage,
-        &workload.block,
-        &Options::with_concurrency(2),
-    )
-    .unwrap();
+    let (output, stats) = execute_with_stats(&workload.storage, &workload.block, options).unwrap();
     assert!(
         output == expected,
         "{} differs from sequential",
@@ -113,7 +123,7 @@ fn a_block_that_is_one_chain_is_contained_on_the_sequential_path() {
     let workload = WorkloadSpec::new(WorkloadKind::Chain, 400)
         .generate()
         .unwrap();
-    let stats = run_with_defaults(&workload);
+    let stats = run_by_size(&workload);
     assert!(stats.contained && stats.sequential, "{stats:?}");
     assert_eq!(stats.critical_path, 400, "{stats:?}");
     assert_eq!(stats.workers, 1);
@@ -131,11 +141,28 @@ fn a_block_that_is_one_chain_is_contained_on_the_sequential_path() {
 fn independent_blocks_are_not_contained_and_wait_for_no_one() {
     for kind in [WorkloadKind::Raw, WorkloadKind::Erc20] {
         let workload = WorkloadSpec::new(kind, 400).generate().unwrap();
-        let stats = run_with_defaults(&workload);
+        let stats = run_by_size(&workload);
         assert!(!stats.contained && !stats.sequential, "{kind}: {stats:?}");
         assert_eq!(stats.critical_path, 1, "{kind}: {stats:?}");
         assert_eq!(stats.planned_waits, 0, "{kind}: {stats:?}");
     }
+}
+
+#[test]
+fn under_the_defaults_a_block_of_transfers_runs_sequentially_at_two_workers() {
+    // Transfers only: the engine's bookkeeping would cost more than their work, so the
+    // block takes the sequential path without being planned; ERC-20 calls go to the engine.
+    let raw = WorkloadSpec::new(WorkloadKind::Raw, 400)
+        .generate()
+        .unwrap();
+    let stats = run_with_defaults(&raw);
+    assert!(stats.sequential && !stats.contained, "{stats:?}");
+    assert_eq!(stats.planning, std::time::Duration::ZERO, "not planned");
+    let erc20 = WorkloadSpec::new(WorkloadKind::Erc20, 400)
+        .generate()
+        .unwrap();
+    let stats = run_with_defaults(&erc20);
+    assert!(!stats.sequential, "{stats:?}");
 }
 
 #[test]

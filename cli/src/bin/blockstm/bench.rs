@@ -157,6 +157,11 @@ struct Row {
     hot: Option<f64>,
     /// `pool` or `spawned_threads`: where the parallel runs ran.
     engine: &'static str,
+    /// `engine`, or `sequential` when the options' rule (`Options::runs_in_parallel`) keeps
+    /// the block on the sequential path, so that `par_ms` times that path; a block the
+    /// engine's plan finds mostly one chain is contained there too (`--stats` says so).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'static str>,
     /// With `--stats`: the engine's statistics of the parallel run with the median time.
     #[serde(skip_serializing_if = "Option::is_none")]
     stats: Option<StatsRow>,
@@ -387,6 +392,11 @@ where
         sequential_below: args.sequential_below,
         ..Options::with_concurrency(threads)
     };
+    let path = if options.runs_in_parallel(&workload.block) {
+        "engine"
+    } else {
+        "sequential"
+    };
     let contenders = Contenders::new(kind, &workload.block, executor, options, args.stats)
         .map_err(|error| BenchError::Baseline {
             workload: kind,
@@ -482,6 +492,7 @@ where
         } else {
             "pool"
         },
+        path: Some(path),
         db_latency_us: args.db_latency_us,
         db_first_reads_seq,
         db_first_reads_par,
@@ -591,6 +602,12 @@ fn print_row(row: &Row) {
         row.failed_txs,
         row.equal.map_or("-", |e| if e { "yes" } else { "NO" }),
     );
+    if row.path == Some("sequential") {
+        println!(
+            "         the options' rule keeps this block on the sequential path \
+             (--sequential-below 0 forces the engine)"
+        );
+    }
     if let Some(b2b) = &row.back_to_back {
         println!(
             "         back to back, {} blocks, ms per block: revm {:.2}, reth {:.2}, seq {:.2}, \
