@@ -4,8 +4,9 @@
 //! (`fuzz/src/universe.rs`, compiled in here): `execute` at 2, 4 and 8 threads must return
 //! what `execute_sequential` returns.
 //!
-//! The seed corpus is generated, deterministically, by the ignored test below:
-//! `cargo test --release --test fuzz_corpus -- --ignored write_seed_corpus`.
+//! The seed corpus is generated, deterministically, by `generate_seed`; a test checks the
+//! committed files against it, and rewrites them with `BLOCKSTM_WRITE_SEEDS=1 cargo test
+//! --release --test fuzz_corpus the_seed_corpus_is_what_its_generator_makes`.
 
 #[path = "../fuzz/src/universe.rs"]
 #[allow(dead_code)]
@@ -19,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 
 const CORPUS: &str = "fuzz/corpus/differential";
 const REGRESSIONS: &str = "fuzz/regressions";
-/// How many seeds `write_seed_corpus` writes.
+/// How many seeds the corpus has.
 const SEEDS: usize = 32;
 /// A divergence found by fuzzing depends on a schedule: each reproducer runs this often.
 const REGRESSION_RUNS: usize = 10;
@@ -114,38 +115,58 @@ fn the_seed_corpus_is_not_trivial() {
     }
 }
 
-/// Writes the seed corpus: for each seed, random bytes (ChaCha8, seeded by its number) whose
-/// first byte picks the fork (the seeds cycle through the fork table); a candidate is kept
-/// when its block is valid with at least 12 transactions (40 for every fourth seed) and half
-/// of them succeed; one seed in eight may be an invalid block, so that errors are seeded too. Deterministic: running
-/// it again rewrites the same files.
+/// The committed seed corpus is exactly what its generator makes, so that the seeds can be
+/// regenerated and reviewed: for each seed, random bytes (ChaCha8, seeded by its number)
+/// whose first byte picks the fork (the seeds cycle through the fork table); a candidate is
+/// kept when its block is valid with at least 12 transactions (40 for every fourth seed)
+/// and half of them succeed; one seed in eight may be an invalid block, so that errors are
+/// seeded too. With `BLOCKSTM_WRITE_SEEDS=1` the test writes the files instead of checking
+/// them.
 #[test]
-#[ignore = "writes fuzz/corpus/differential; run by hand to regenerate the seeds"]
-fn write_seed_corpus() {
+fn the_seed_corpus_is_what_its_generator_makes() {
+    let write = std::env::var_os("BLOCKSTM_WRITE_SEEDS").is_some_and(|value| value == "1");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS);
-    std::fs::create_dir_all(&dir).unwrap();
+    if write {
+        std::fs::create_dir_all(&dir).unwrap();
+    }
     for seed in 0..SEEDS {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed as u64);
-        let accept_invalid = seed % 8 == 7;
-        // A quarter of the seeds are long blocks.
-        let min_txs = if seed % 4 == 0 { 40 } else { 12 };
-        let data = loop {
-            let len = rng.random_range(128..3000);
-            let mut data = vec![0u8; len];
-            rng.fill(&mut data[..]);
-            data[0] = seed as u8;
-            let Some(case) = universe::decode(&data) else {
-                continue;
-            };
-            let summary = universe::compare(&case, &[]).unwrap();
-            let good = match summary.succeeded {
-                Some(ok) => summary.txs >= min_txs && ok * 2 >= summary.txs,
-                None => accept_invalid && summary.txs >= min_txs,
-            };
-            if good {
-                break data;
-            }
+        let data = generate_seed(seed);
+        let path = dir.join(format!("seed-{seed:02}"));
+        if write {
+            std::fs::write(&path, data).unwrap();
+        } else {
+            let committed =
+                std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+            assert!(
+                committed == data,
+                "{} differs from its generator's output (BLOCKSTM_WRITE_SEEDS=1 rewrites it)",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Seed `seed` of the corpus (see `the_seed_corpus_is_what_its_generator_makes`).
+fn generate_seed(seed: usize) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed as u64);
+    let accept_invalid = seed % 8 == 7;
+    // A quarter of the seeds are long blocks.
+    let min_txs = if seed % 4 == 0 { 40 } else { 12 };
+    loop {
+        let len = rng.random_range(128..3000);
+        let mut data = vec![0u8; len];
+        rng.fill(&mut data[..]);
+        data[0] = seed as u8;
+        let Some(case) = universe::decode(&data) else {
+            continue;
         };
-        std::fs::write(dir.join(format!("seed-{seed:02}")), data).unwrap();
+        let summary = universe::compare(&case, &[]).unwrap();
+        let good = match summary.succeeded {
+            Some(ok) => summary.txs >= min_txs && ok * 2 >= summary.txs,
+            None => accept_invalid && summary.txs >= min_txs,
+        };
+        if good {
+            return data;
+        }
     }
 }
