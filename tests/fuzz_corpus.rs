@@ -151,7 +151,7 @@ fn generate_seed(seed: usize) -> Vec<u8> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed as u64);
     let accept_invalid = seed % 8 == 7;
     // A quarter of the seeds are long blocks.
-    let min_txs = if seed % 4 == 0 { 40 } else { 12 };
+    let min_txs = if seed.is_multiple_of(4) { 40 } else { 12 };
     loop {
         let len = rng.random_range(128..3000);
         let mut data = vec![0u8; len];
