@@ -36,8 +36,9 @@
 //!   commit per transaction.
 //! - Sequential fallback (the wrapped executor's own loop): blocks that
 //!   [`Options::runs_in_parallel`] keeps on the sequential path (the engine's own rule: size,
-//!   or declared work; `sequential_below: Some(0)` sends every block to the engine), Amsterdam (`enable_amsterdam_eip8037`, block-level
-//!   access lists: a `State` with a BAL or a BAL builder).
+//!   or declared work; `sequential_below: Some(0)` sends every block to the engine),
+//!   Amsterdam (`enable_amsterdam_eip8037`, block-level access lists: a `State` with a BAL or
+//!   a BAL builder).
 //!
 //! # Using it
 //!

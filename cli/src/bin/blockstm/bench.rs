@@ -160,8 +160,7 @@ struct Row {
     /// `engine`, or `sequential` when the options' rule (`Options::runs_in_parallel`) keeps
     /// the block on the sequential path, so that `par_ms` times that path; a block the
     /// engine's plan finds mostly one chain is contained there too (`--stats` says so).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path: Option<&'static str>,
+    path: &'static str,
     /// With `--stats`: the engine's statistics of the parallel run with the median time.
     #[serde(skip_serializing_if = "Option::is_none")]
     stats: Option<StatsRow>,
@@ -492,7 +491,7 @@ where
         } else {
             "pool"
         },
-        path: Some(path),
+        path,
         db_latency_us: args.db_latency_us,
         db_first_reads_seq,
         db_first_reads_par,
@@ -602,7 +601,7 @@ fn print_row(row: &Row) {
         row.failed_txs,
         row.equal.map_or("-", |e| if e { "yes" } else { "NO" }),
     );
-    if row.path == Some("sequential") {
+    if row.path == "sequential" {
         println!(
             "         the options' rule keeps this block on the sequential path \
              (--sequential-below 0 forces the engine)"
